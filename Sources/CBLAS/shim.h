@@ -1,0 +1,2 @@
+// OpenBLAS's CBLAS interface plus its thread-control entry points (Debian: libopenblas-dev).
+#include <cblas.h>

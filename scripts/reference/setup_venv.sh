@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates .venv-reference at the repository root with torch, numpy and safetensors
+# (from PyPI). Idempotent: does nothing if the venv already imports all three.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv-reference"
+PY="$VENV/bin/python"
+
+if [ -x "$PY" ] && "$PY" -c "import torch, numpy, safetensors" >/dev/null 2>&1; then
+    echo "$VENV already set up (torch $("$PY" -c 'import torch; print(torch.__version__)'))"
+    exit 0
+fi
+
+python3 -m venv "$VENV"
+"$PY" -m pip install --upgrade pip
+"$PY" -m pip install torch numpy safetensors
+"$PY" -c "import torch, numpy, safetensors; print('torch', torch.__version__, 'numpy', numpy.__version__, 'safetensors', safetensors.__version__)"
