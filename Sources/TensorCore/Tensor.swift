@@ -128,3 +128,12 @@ extension Tensor: CustomStringConvertible {
         return "Tensor(\(shape), \(dtype), [\(values)\(count > 8 ? ", …" : "")])"
     }
 }
+
+extension Tensor {
+    /// A new tensor with its own storage and the same values (not recorded by autograd).
+    public func copy() -> Tensor {
+        let out = Tensor(uninitializedShape: shape, dtype: dtype)
+        out.storage.rawPointer.copyMemory(from: storage.rawPointer, byteCount: storage.byteCount)
+        return out
+    }
+}

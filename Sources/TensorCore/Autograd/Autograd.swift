@@ -16,6 +16,15 @@ public enum Autograd {
         return try body()
     }
 
+    /// Runs `body` with recording on, even inside `inference` or a backward pass (used by activation checkpointing to
+    /// rebuild a graph during backward).
+    public static func recording<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = disabledDepth
+        disabledDepth = 0
+        defer { disabledDepth = saved }
+        return try body()
+    }
+
     /// Attaches a gradient rule to `result` when recording is on and any input needs a gradient; returns `result`.
     ///
     /// `rule` is one of the entries of `GradientRules`: given the gradient of `result`, it returns one gradient per

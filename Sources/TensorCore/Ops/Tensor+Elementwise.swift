@@ -172,3 +172,8 @@ extension Tensor {
         return r
     }
 }
+
+extension Tensor {
+    /// 1 where self ≥ other (broadcast), else 0. Not differentiable.
+    public func isGreaterOrEqual(_ other: Tensor) -> Tensor { Tensor.compareMask(self, other, greaterOrEqual: true) }
+}
