@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),

@@ -1,0 +1,22 @@
+import ArgumentParser
+import TensorCore
+
+/// `goku bench`: speed of the engine's kernels beside a reference measured in the same run.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks, each printed beside a reference measured in the same run.",
+        subcommands: [BenchOps.self])
+}
+
+/// Options shared by benchmarks.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Smaller sizes and fewer runs, for a quick check.")
+    var quick = false
+
+    func apply() {
+        if let threads { Parallel.threadCount = threads }
+    }
+}

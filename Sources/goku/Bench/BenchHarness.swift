@@ -1,0 +1,50 @@
+import Foundation
+
+/// Timing and memory measurement for `goku bench`.
+///
+/// Each case runs once to warm up, then repeatedly until both `minRuns` runs and `minSeconds` have passed; the
+/// median is reported (these machines are shared and noisy, so medians and same-run ratios are what to quote).
+enum BenchHarness {
+    /// Median seconds of `body` over repeated runs.
+    static func median(minRuns: Int = 5, minSeconds: Double = 1.0, maxRuns: Int = 50, _ body: () -> Void) -> Double {
+        body()  // warm-up
+        var times: [Double] = []
+        let start = Date()
+        while times.count < minRuns || (Date().timeIntervalSince(start) < minSeconds && times.count < maxRuns) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+
+    /// Resets the kernel's peak-RSS counter for this process (Linux `clear_refs` 5); false when unsupported.
+    @discardableResult
+    static func resetPeakMemory() -> Bool {
+        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+        defer { try? handle.close() }
+        do { try handle.write(contentsOf: Data("5".utf8)) } catch { return false }
+        return true
+    }
+
+    /// Peak resident memory of this process since the last reset, in bytes (VmHWM).
+    static func peakMemory() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return 0 }
+        let kb = Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        return kb * 1024
+    }
+
+    /// Current resident memory (VmRSS), in bytes.
+    static func residentMemory() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+
+    static func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+    static func mib(_ bytes: Int) -> String { String(format: "%.0f MiB", Double(bytes) / 1_048_576) }
+}

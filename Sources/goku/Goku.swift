@@ -1,0 +1,16 @@
+import ArgumentParser
+import TensorCore
+
+/// The `goku` command: generation, training, data curation, evaluation, serving and benchmarks.
+@main
+struct Goku: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "goku",
+        abstract: "Goku: rectified-flow Transformers for joint image and video generation.",
+        version: GokuVersion.string,
+        subcommands: [Info.self, Bench.self])
+}
+
+enum GokuVersion {
+    static let string = "0.1.0"
+}
