@@ -28,8 +28,17 @@ func kernelTargetCPU() -> String? {
 
 let kernelFlags: [SwiftSetting] = {
     var flags = ["-enforce-exclusivity=unchecked"]
-    if let cpu = kernelTargetCPU() { flags += ["-target-cpu", cpu] }
-    return [.unsafeFlags(flags)]
+    let cpu = kernelTargetCPU()
+    if let cpu { flags += ["-target-cpu", cpu] }
+    // Tell the code what it was built for (reported by `goku info`).
+    let isa: SwiftSetting =
+        switch cpu {
+        case "skylake-avx512", "cascadelake", "cooperlake", "icelake-server", "sapphirerapids", "znver4":
+            .define("KERNELS_AVX512")
+        case .some: .define("KERNELS_AVX2")
+        case .none: .define("KERNELS_BASELINE")
+        }
+    return [.unsafeFlags(flags), isa]
 }()
 
 let package = Package(

@@ -9,7 +9,8 @@ struct Info: ParsableCommand {
     func run() throws {
         print("goku \(GokuVersion.string)")
         print("BLAS: \(Parallel.blasDescription)")
-        print("threads: \(Parallel.threadCount) (GOKU_NUM_THREADS overrides; cores online: \(ProcessInfo.processInfo.activeProcessorCount))")
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        print("threads: \(Parallel.threadCount) (GOKU_NUM_THREADS overrides; cores online: \(cores))")
         let features = CPUFeatures.detected
         print("CPU: \(features.modelName)")
         print("CPU features: \(features.flags.isEmpty ? "none of interest" : features.flags.joined(separator: " "))")
@@ -32,22 +33,21 @@ struct CPUFeatures {
             return CPUFeatures(modelName: "unknown (no /proc/cpuinfo)", flags: [])
         }
         let lines = text.split(separator: "\n")
-        let model = lines.first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        let modelLine = lines.first { $0.hasPrefix("model name") }
+        let model = modelLine.map { String($0.split(separator: ":", maxSplits: 1).last ?? "") }?
+            .trimmingCharacters(in: .whitespaces) ?? "unknown"
         let flagSet = Set(lines.first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
         return CPUFeatures(modelName: model, flags: interesting.filter(flagSet.contains))
     }
 
-    /// The instruction set the Swift kernels were compiled for (see Package.swift).
+    /// The instruction set the Swift kernels were compiled for (chosen in Package.swift; GOKU_TARGET_CPU overrides).
     static var compiledTarget: String {
-        #if arch(x86_64)
-            var isa: [String] = []
-            #if canImport(Glibc)
-            #endif
-            isa.append("x86-64")
-            // Compile-time feature checks are not available in Swift; report what the build picked via the env/probe.
-            return isa.joined() + " (target CPU chosen at build time; GOKU_TARGET_CPU overrides)"
+        #if KERNELS_AVX512
+            return "AVX-512 (-target-cpu from the build machine or GOKU_TARGET_CPU)"
+        #elseif KERNELS_AVX2
+            return "AVX2 + FMA (-target-cpu from the build machine or GOKU_TARGET_CPU)"
         #else
-            return "non-x86"
+            return "baseline x86-64 (no -target-cpu; vector kernels run slowly)"
         #endif
     }
 }
