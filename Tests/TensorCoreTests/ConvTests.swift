@@ -4,7 +4,9 @@ import XCTest
 
 /// Direct-loop 3-D convolution in Float64, the independent reference for the GEMM kernels.
 /// x (N, Cin, T, H, W), w (Cout, Cin, kT, kH, kW), padding (before, after) per axis.
-private func referenceConv3d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: [Int], padding p: [(Int, Int)]) -> Tensor {
+private func referenceConv3d(
+    _ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: [Int], padding p: [(Int, Int)]
+) -> Tensor {
     let (n, cin, t, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     let (cout, kt, kh, kw) = (w.shape[0], w.shape[2], w.shape[3], w.shape[4])
     let ot = (t + p[0].0 + p[0].1 - kt) / s[0] + 1
@@ -25,7 +27,8 @@ private func referenceConv3d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: [
                                     for l in 0..<kw {
                                         let ti = a * s[0] + i - p[0].0, hi = c * s[1] + j - p[1].0
                                         let wi = d * s[2] + l - p[2].0
-                                        guard ti >= 0 && ti < t && hi >= 0 && hi < h && wi >= 0 && wi < wd else { continue }
+                                        let inside = ti >= 0 && ti < t && hi >= 0 && hi < h && wi >= 0 && wi < wd
+                                        guard inside else { continue }
                                         acc += xs[(((ni * cin + ci) * t + ti) * h + hi) * wd + wi]
                                             * ws[(((co * cin + ci) * kt + i) * kh + j) * kw + l]
                                     }
@@ -53,12 +56,14 @@ final class ConvFixtureTests: XCTestCase {
         let y = conv(x, w, b)
         expectClose(y, f.tensor("output\(suffix)"), rtol: 1e-4, atol: 1e-4, "output\(suffix)", file: file, line: line)
         (y * f.tensor("grad_output\(suffix)")).sum().backward()
-        expectClose(x.grad!, f.tensor("grad_x\(suffix)"), rtol: 1e-4, atol: 1e-4, "grad_x\(suffix)", file: file, line: line)
+        expectClose(
+            x.grad!, f.tensor("grad_x\(suffix)"), rtol: 1e-4, atol: 1e-4, "grad_x\(suffix)", file: file, line: line)
         expectClose(
             w.grad!, f.tensor("grad_weight\(suffix)"), rtol: 1e-4, atol: 1e-4, "grad_weight\(suffix)", file: file,
             line: line)
         expectClose(
-            b.grad!, f.tensor("grad_bias\(suffix)"), rtol: 1e-4, atol: 1e-4, "grad_bias\(suffix)", file: file, line: line)
+            b.grad!, f.tensor("grad_bias\(suffix)"), rtol: 1e-4, atol: 1e-4, "grad_bias\(suffix)", file: file,
+            line: line)
     }
 
     func testConv3dStridedPaddedMatchesPyTorch() throws {

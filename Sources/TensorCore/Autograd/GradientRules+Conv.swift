@@ -3,7 +3,9 @@
 extension GradientRules {
     /// conv3d / conv2d: gradients of x, weight and (when present) bias. The column matrix is rebuilt from `x` in
     /// chunks rather than kept from the forward pass, so that memory stays bounded.
-    static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry) -> (Tensor) -> [Tensor?] {
+    static func convolution(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry
+    ) -> (Tensor) -> [Tensor?] {
         { g in
             let grads = Tensor.convolutionBackward(
                 x, weight: weight, gradOut: g, geometry: geometry, needsX: x.needsGrad, needsWeight: weight.needsGrad,

@@ -95,7 +95,8 @@ enum ConvKernel {
         // Start from the bias so that every GEMM accumulates (beta = 1).
         Parallel.forEach(g.batch * g.outChannels, grain: Swift.max(1, 32768 / Swift.max(positions, 1))) { planes in
             for plane in planes {
-                out.advanced(by: plane * positions).update(repeating: bias?[plane % g.outChannels] ?? 0, count: positions)
+                let value = bias?[plane % g.outChannels] ?? 0
+                out.advanced(by: plane * positions).update(repeating: value, count: positions)
             }
         }
         if g.isPointwise {

@@ -38,7 +38,9 @@ struct PoolGeometry: Sendable {
 /// Average pooling and nearest upsampling, forward and backward. Every kernel writes its whole destination.
 enum PoolKernel {
     /// out[p, to, ho, wo] = mean of the kT×kH×kW window of x at (to·sT, ho·sH, wo·sW).
-    static func avgPoolForward<T: TensorScalar>(_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ g: PoolGeometry) {
+    static func avgPoolForward<T: TensorScalar>(
+        _ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ g: PoolGeometry
+    ) {
         let scale = 1 / T(g.kt * g.kh * g.kw)
         let rows = g.planes * g.ot * g.oh
         Parallel.forEach(rows, grain: Swift.max(1, 4096 / Swift.max(g.ow * g.kt * g.kh * g.kw, 1))) { range in
@@ -90,7 +92,9 @@ enum PoolKernel {
     }
 
     /// out[p, t·sT + i, h·sH + j, w·sW + l] = x[p, t, h, w] (scale factors in `g.kt`, `g.kh`, `g.kw`).
-    static func upsampleForward<T: TensorScalar>(_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ g: PoolGeometry) {
+    static func upsampleForward<T: TensorScalar>(
+        _ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ g: PoolGeometry
+    ) {
         let rows = g.planes * g.ot * g.oh
         Parallel.forEach(rows, grain: Swift.max(1, 16384 / Swift.max(g.ow, 1))) { range in
             for row in range {

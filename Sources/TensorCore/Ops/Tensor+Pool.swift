@@ -30,10 +30,11 @@ extension Tensor {
     public func upsampleNearest(scale: [Int]) -> Tensor {
         precondition(
             (rank == 4 || rank == 5) && scale.count == rank - 2,
-            "upsampleNearest: need (N, C, [T,] H, W) and one factor per spatial axis, got shape \(shape), scale \(scale)")
+            "upsampleNearest: need (N, C, [T,] H, W) and one factor per spatial axis, got \(shape), scale \(scale)")
         precondition(scale.allSatisfy { $0 >= 1 }, "upsampleNearest: factors must be ≥ 1, got \(scale)")
         let g = PoolGeometry(planes: shape[0] * shape[1], input: spatial3(shape), scale: padded3(scale))
-        let out = Tensor(uninitializedShape: Array(shape.prefix(2)) + zip(shape.dropFirst(2), scale).map { $0 * $1 }, dtype: dtype)
+        let outShape = Array(shape.prefix(2)) + zip(shape.dropFirst(2), scale).map { $0 * $1 }
+        let out = Tensor(uninitializedShape: outShape, dtype: dtype)
         func run<T: TensorScalar>(_: T.Type) {
             PoolKernel.upsampleForward(storage.pointer(as: T.self), out.storage.pointer(as: T.self), g)
         }
@@ -52,7 +53,8 @@ extension Tensor {
             kernel.allSatisfy { $0 >= 1 } && stride.allSatisfy { $0 >= 1 },
             "\(op): kernel \(kernel) and stride \(stride) must be ≥ 1")
         precondition(
-            zip(x.shape.dropFirst(2), kernel).allSatisfy { $0 >= $1 }, "\(op): kernel \(kernel) larger than input \(x.shape)")
+            zip(x.shape.dropFirst(2), kernel).allSatisfy { $0 >= $1 },
+            "\(op): kernel \(kernel) larger than input \(x.shape)")
         let g = PoolGeometry(
             planes: x.shape[0] * x.shape[1], input: spatial3(x.shape), kernel: padded3(kernel), stride: padded3(stride))
         var outShape = [x.shape[0], x.shape[1], g.ot, g.oh, g.ow]
