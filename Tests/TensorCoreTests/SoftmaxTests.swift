@@ -68,6 +68,28 @@ final class SoftmaxTests: XCTestCase {
         XCTAssertEqual(Double(l[2]), -2000 - Foundation.log1p(Foundation.exp(-1.0)), accuracy: 1e-3)
     }
 
+    func testFloat32AccuracyOverTheWholeExpRange() {
+        // Rows [0, x1…x15] with x spread over [−87, 0]: checks the vectorised exp against Float64 to a few ulp (the
+        // Float32 row sum adds its own rounding, which log-softmax sees as an absolute error near 0).
+        let rows = 4000
+        let g = RandomGenerator(seed: 12)
+        var values: [Float] = []
+        for _ in 0..<rows { values += [0] + (0..<15).map { _ in -87 * g.nextUniform() } }
+        let x = Tensor(shape: [rows, 16], scalars: values)
+        let x64 = x.to(.float64)
+        expectClose(x.softmax(), x64.softmax(), rtol: 5e-7, atol: 0, "softmax float32")
+        expectClose(x.logSoftmax(), x64.logSoftmax(), rtol: 3e-7, atol: 5e-7, "logSoftmax float32")
+    }
+
+    func testMaskedAndNaNEntries() {
+        let x = Tensor(shape: [2, 10], scalars: [0, -.infinity, 1, -.infinity, 2, 3, 4, 5, 6, -.infinity, 0, .nan, 1, 2, 3, 4, 5, 6, 7, 8] as [Float])
+        let y = x.softmax().scalars
+        XCTAssertEqual([y[1], y[3], y[9]], [0, 0, 0], "−∞ logits get exactly 0")
+        XCTAssertEqual(Double(y[0..<10].reduce(0, +)), 1, accuracy: 1e-6)
+        XCTAssertTrue(y[10..<20].allSatisfy { $0.isNaN }, "NaN spreads over its row")
+        XCTAssertEqual(x.logSoftmax().scalars[1], -.infinity)
+    }
+
     func testLongRowsFloat32MatchFloat64() {
         let x = Tensor.randn([3, 4099], std: 4, generator: RandomGenerator(seed: 11))
         expectClose(x.softmax(), x.to(.float64).softmax(), rtol: 1e-5, atol: 1e-9, "softmax float32")

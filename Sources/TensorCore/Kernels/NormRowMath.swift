@@ -102,10 +102,22 @@ enum RowMath {
     /// The largest element of p[0..<n] (−∞ when n is 0).
     @inline(__always)
     static func max<T: TensorScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
-        var lanes = SIMD8<T>(repeating: -T.infinity)
+        // Generic SIMD comparisons compile to per-lane code; Float gets the concrete SIMD8<Float> operators.
+        if T.self == Float.self {
+            return unsafeBitCast(maxFloat(UnsafeRawPointer(p).assumingMemoryBound(to: Float.self), n), to: T.self)
+        }
+        var m = -T.infinity
+        for i in 0..<n where p[i] > m { m = p[i] }
+        return m
+    }
+
+    @inline(__always)
+    static func maxFloat(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: -.infinity)
         var i = 0
         while i + 8 <= n {
-            lanes = pointwiseMax(lanes, load(p, i))
+            let v = load(p, i)
+            lanes.replace(with: v, where: v .> lanes)
             i += 8
         }
         var m = lanes.max()
