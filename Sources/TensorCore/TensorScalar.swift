@@ -4,7 +4,7 @@ import Foundation
 /// A scalar type that tensor kernels compute in: `Float` (the working type) or `Double` (gradient checks).
 ///
 /// Kernels are generic over this protocol and specialised by the optimiser, so the Float path pays nothing for it.
-public protocol TensorScalar: BinaryFloatingPoint, Sendable {
+public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
     /// The storage dtype of this scalar.
     static var dtype: DType { get }
     static func exp(_ x: Self) -> Self
