@@ -69,11 +69,12 @@ final class AttentionTests: XCTestCase {
 
     // MARK: Against an explicit reference over several tiles
 
-    /// Packed self-attention with key padding, L = 150 and Dh = 72 (several query and key tiles, segments that
-    /// start and end inside tiles), output and all gradients against `NaiveAttention`, in Float64 and Float32.
+    /// Packed self-attention with key padding, L = 330 and Dh = 72 (segments that start and end inside tiles; the
+    /// last one spans 3 query blocks and 2 key tiles), output and all gradients against `NaiveAttention`, in Float64
+    /// and Float32.
     func testFusedMatchesNaiveReferenceAcrossTiles() {
-        let (b, l, nh, dh) = (2, 150, 2, 72)
-        let segments = [0, 7, 70, 71, 150]
+        let (b, l, nh, dh) = (2, 330, 2, 72)
+        let segments = [0, 7, 40, 41, 330]
         var padding = [[Bool]](repeating: [Bool](repeating: true, count: l), count: b)
         for j in 100..<140 { padding[1][j] = false }
         padding[1][3] = false
@@ -85,10 +86,10 @@ final class AttentionTests: XCTestCase {
         compare(reference, mask: mask)
     }
 
-    /// Cross-attention Lq = 70, Lk = 150, Dh = 64, key padding that empties a whole key tile for one batch element.
+    /// Cross-attention Lq = 140, Lk = 300, Dh = 64, with key padding that empties a whole key tile of one batch element.
     func testCrossAttentionMatchesNaiveReference() {
-        let mask = AttentionMask(keyLengths: [150, 20], keyCount: 150)
-        let reference = NaiveAttention(batch: 2, queryCount: 70, keyCount: 150, heads: 3, headDim: 64, scale: 0.125) {
+        let mask = AttentionMask(keyLengths: [300, 20], keyCount: 300)
+        let reference = NaiveAttention(batch: 2, queryCount: 140, keyCount: 300, heads: 3, headDim: 64, scale: 0.125) {
             batch, _, j in batch == 0 || j < 20
         }
         compare(reference, mask: mask)

@@ -45,16 +45,14 @@ extension AttentionKernel {
         let segments = plan.segments.filter { !$0.queries.isEmpty && !$0.keys.isEmpty }
         let heads = plan.batch * plan.heads
         let longest = segments.map(\.queries.count).max() ?? 0
-        Parallel.withSingleThreadedBLAS {
-            distribute(heads * segments.count) { items in
-                let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * queryBlock * keyBlock + longest)
-                defer { scratch.deallocate() }
-                for item in items {
-                    let bh = item / segments.count
-                    backwardSegment(
-                        plan, io, batch: bh / plan.heads, head: bh % plan.heads,
-                        segment: segments[item % segments.count], scratch: scratch)
-                }
+        distribute(heads * segments.count) { items in
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * queryBlock * keyBlock + plan.headDim * keyBlock + longest)
+            defer { scratch.deallocate() }
+            for item in items {
+                let bh = item / segments.count
+                backwardSegment(
+                    plan, io, batch: bh / plan.heads, head: bh % plan.heads,
+                    segment: segments[item % segments.count], scratch: scratch)
             }
         }
     }
@@ -68,7 +66,8 @@ extension AttentionKernel {
         let dh = plan.headDim, rs = plan.rowStride
         let scale = T(plan.scale)
         let probabilities = scratch, gradScores = scratch + queryBlock * keyBlock
-        let delta = gradScores + queryBlock * keyBlock  // D, indexed from the segment's first query
+        let transposed = gradScores + queryBlock * keyBlock  // Dh × keyBlock, for products with a transposed operand
+        let delta = transposed + dh * keyBlock  // D, indexed from the segment's first query
         let queries = segment.queries, keys = segment.keys
         func queryOffset(_ i: Int) -> Int { ((b * plan.queryCount + i) * plan.heads + h) * dh }
         for i in queries {
@@ -85,9 +84,9 @@ extension AttentionKernel {
                 let rows = min(queryBlock, queries.upperBound - q0)
                 let qOffset = queryOffset(q0)
                 let p = probabilities, ds = gradScores
-                T.gemm(
+                AttentionTile.product(
                     transA: false, transB: true, m: rows, n: cols, k: dh, alpha: scale, a: io.q + qOffset, lda: rs,
-                    b: io.k + kOffset, ldb: rs, beta: 0, c: p, ldc: cols)
+                    b: io.k + kOffset, ldb: rs, accumulate: false, c: p, ldc: cols, scratch: transposed)
                 for i in 0..<rows { AttentionMath.exp(p + i * cols, cols, minus: lse[q0 + i]) }
                 if kept < cols {
                     plan.keep.withUnsafeBufferPointer {
@@ -96,27 +95,27 @@ extension AttentionKernel {
                     }
                 }
                 if io.needV {
-                    T.gemm(
+                    AttentionTile.product(
                         transA: true, transB: false, m: cols, n: dh, k: rows, alpha: 1, a: p, lda: cols,
-                        b: io.gradOut + qOffset, ldb: rs, beta: 1, c: io.gradV + kOffset, ldc: rs)
+                        b: io.gradOut + qOffset, ldb: rs, accumulate: true, c: io.gradV + kOffset, ldc: rs, scratch: transposed)
                 }
                 if !needScores { continue }
-                T.gemm(
+                AttentionTile.product(
                     transA: false, transB: true, m: rows, n: cols, k: dh, alpha: 1, a: io.gradOut + qOffset, lda: rs,
-                    b: io.v + kOffset, ldb: rs, beta: 0, c: ds, ldc: cols)
+                    b: io.v + kOffset, ldb: rs, accumulate: false, c: ds, ldc: cols, scratch: transposed)
                 for i in 0..<rows {
                     let d = delta[q0 - queries.lowerBound + i], pr = p + i * cols, dr = ds + i * cols
                     for j in 0..<cols { dr[j] = pr[j] * (dr[j] - d) }
                 }
                 if io.needQ {
-                    T.gemm(
+                    AttentionTile.product(
                         transA: false, transB: false, m: rows, n: dh, k: cols, alpha: scale, a: ds, lda: cols,
-                        b: io.k + kOffset, ldb: rs, beta: 1, c: io.gradQ + qOffset, ldc: rs)
+                        b: io.k + kOffset, ldb: rs, accumulate: true, c: io.gradQ + qOffset, ldc: rs, scratch: transposed)
                 }
                 if io.needK {
-                    T.gemm(
+                    AttentionTile.product(
                         transA: true, transB: false, m: cols, n: dh, k: rows, alpha: scale, a: ds, lda: cols,
-                        b: io.q + qOffset, ldb: rs, beta: 1, c: io.gradK + kOffset, ldc: rs)
+                        b: io.q + qOffset, ldb: rs, accumulate: true, c: io.gradK + kOffset, ldc: rs, scratch: transposed)
                 }
             }
         }

@@ -6,17 +6,17 @@
 /// accumulating P·V. The output is acc / l, and the row's logsumexp m + log l is saved, (B, Nh, Lq), so that the
 /// backward pass can recompute P = exp(S − lse) tile by tile. See `AttentionKernel+Backward.swift` for the backward.
 ///
-/// Tiles are multiplied with BLAS (`T.gemm`, single-threaded inside the parallel region), reading q, k and v in place
-/// with leading dimension Nh·Dh. Measured against hand-written loops, BLAS tiles were faster (see the numbers in
-/// the repository's performance notes for attention and in `AttentionTests.testThroughput`).
+/// Tiles are multiplied by the hand-written panels of `AttentionTile` (measured faster than BLAS here; numbers there),
+/// reading q, k and v in place with leading dimension Nh·Dh. Work items are (batch, head, query block), dealt
+/// round-robin over the pool.
 ///
 /// A row that sees no key keeps m = −∞ and l = 0: it outputs zeros and saves lse = +∞, which makes every recomputed
 /// probability exp(S − ∞) = 0, so its gradients are zero too.
 enum AttentionKernel {
     /// Query rows per block (rows of the score tile).
-    static let queryBlock = 64
+    static let queryBlock = 128
     /// Keys per tile (columns of the score tile).
-    static let keyBlock = 128
+    static let keyBlock = 256
 
     /// Pointers of one forward call.
     struct ForwardOperands<T: TensorScalar> {
@@ -44,17 +44,15 @@ enum AttentionKernel {
     private static func forward<T: TensorScalar>(_ plan: AttentionPlan, _ io: ForwardOperands<T>) {
         let blocks = plan.queryBlocks(size: queryBlock)
         let heads = plan.batch * plan.heads
-        Parallel.withSingleThreadedBLAS {
-            distribute(heads * blocks.count) { items in
-                let dh = plan.headDim
-                let scratch = UnsafeMutablePointer<T>.allocate(capacity: queryBlock * (keyBlock + dh + 2))
-                defer { scratch.deallocate() }
-                for item in items {
-                    let bh = item / blocks.count, block = blocks[item % blocks.count]
-                    forwardBlock(
-                        plan, io, batch: bh / plan.heads, head: bh % plan.heads, queries: block.queries,
-                        keys: plan.segments[block.segment].keys, scratch: scratch)
-                }
+        distribute(heads * blocks.count) { items in
+            let dh = plan.headDim
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: queryBlock * (keyBlock + dh + 2) + keyBlock * dh)
+            defer { scratch.deallocate() }
+            for item in items {
+                let bh = item / blocks.count, block = blocks[item % blocks.count]
+                forwardBlock(
+                    plan, io, batch: bh / plan.heads, head: bh % plan.heads, queries: block.queries,
+                    keys: plan.segments[block.segment].keys, scratch: scratch)
             }
         }
     }
@@ -70,6 +68,7 @@ enum AttentionKernel {
         let tile = scratch  // rows × cols scores, then probabilities
         let acc = tile + queryBlock * keyBlock  // rows × Dh, unnormalised output
         let rowMax = acc + queryBlock * dh, rowSum = rowMax + queryBlock
+        let transposed = rowSum + queryBlock  // Dh × keyBlock, for products with a transposed operand
         acc.update(repeating: 0, count: rows * dh)
         rowMax.update(repeating: -.infinity, count: rows)
         rowSum.update(repeating: 0, count: rows)
@@ -79,9 +78,9 @@ enum AttentionKernel {
             let kept = plan.keptCount(b, k0..<k0 + cols)
             if kept == 0 { continue }
             let kOffset = ((b * plan.keyCount + k0) * plan.heads + h) * dh
-            T.gemm(
+            AttentionTile.product(
                 transA: false, transB: true, m: rows, n: cols, k: dh, alpha: scale, a: io.q + qOffset, lda: rs,
-                b: io.k + kOffset, ldb: rs, beta: 0, c: tile, ldc: cols)
+                b: io.k + kOffset, ldb: rs, accumulate: false, c: tile, ldc: cols, scratch: transposed)
             if kept < cols {
                 plan.keep.withUnsafeBufferPointer {
                     AttentionMath.fillMasked(
@@ -105,9 +104,9 @@ enum AttentionKernel {
                 }
                 rowMax[i] = m
             }
-            T.gemm(
+            AttentionTile.product(
                 transA: false, transB: false, m: rows, n: dh, k: cols, alpha: 1, a: tile, lda: cols,
-                b: io.v + kOffset, ldb: rs, beta: 1, c: acc, ldc: dh)
+                b: io.v + kOffset, ldb: rs, accumulate: true, c: acc, ldc: dh, scratch: transposed)
         }
         let lse = io.logSumExp + (b * plan.heads + h) * plan.queryCount + queries.lowerBound
         for i in 0..<rows {
