@@ -27,10 +27,24 @@ extension Optional: ModuleChildren where Wrapped: Module {
 public final class ModuleInfo<Value> {
     /// The checkpoint key of this child; nil uses the property's name.
     public let key: String?
-    public var wrappedValue: Value
+    /// Set at declaration or, for `@ModuleInfo(key:) var x: T` without a value, in the owner's `init`.
+    var value: Value?
+
+    public var wrappedValue: Value {
+        get {
+            guard let value else { preconditionFailure("ModuleInfo(\(key ?? "")): read before it was assigned") }
+            return value
+        }
+        set { value = newValue }
+    }
 
     public init(wrappedValue: Value, key: String? = nil) {
-        self.wrappedValue = wrappedValue
+        value = wrappedValue
+        self.key = key
+    }
+
+    /// A child assigned later, in the owner's initialiser.
+    public init(key: String?) {
         self.key = key
     }
 }
@@ -75,7 +89,7 @@ extension Module {
                 default:
                     let inner = Mirror(reflecting: child.value)
                     if inner.displayStyle == .class, let keyChild = inner.children.first(where: { $0.label == "key" }),
-                        let valueChild = inner.children.first(where: { $0.label == "wrappedValue" })
+                        let valueChild = inner.children.first(where: { $0.label == "value" })
                     {
                         let key = (keyChild.value as? String?) ?? nil
                         let name = key ?? label

@@ -144,29 +144,6 @@ final class AttentionTests: XCTestCase {
         XCTAssertTrue(gk[(6 * rowSize)...].allSatisfy { $0 == 0 } && gv[(6 * rowSize)...].allSatisfy { $0 == 0 })
         XCTAssertFalse(gv[..<(6 * rowSize)].allSatisfy { $0 == 0 })
     }
-
-    // MARK: Speed (run with GOKU_BENCH=1)
-
-    func testThroughput() throws {
-        try XCTSkipUnless(ProcessInfo.processInfo.environment["GOKU_BENCH"] != nil, "set GOKU_BENCH=1 to measure")
-        let g = RandomGenerator(seed: 1)
-        for (l, dh) in [(1024, 64), (1024, 72), (2048, 64), (4096, 64), (4096, 72)] {
-            let shape = [1, l, 16, dh]
-            let q = Tensor.randn(shape, generator: g), k = Tensor.randn(shape, generator: g)
-            let v = Tensor.randn(shape, generator: g), go = Tensor.randn(shape, generator: g)
-            for t in [q, k, v] { t.requiresGrad = true }
-            var start = Date()
-            let out = Tensor.attention(q, k, v)
-            let forward = Date().timeIntervalSince(start)
-            start = Date()
-            out.backward(go)
-            let backward = Date().timeIntervalSince(start)
-            let flops = 4.0 * Double(16 * l * l * dh)  // two products of 2·Lq·Lk·Dh per head
-            print(String(
-                format: "attention L=%d Nh=16 Dh=%d: forward %.3f s (%.1f GFLOP/s), backward %.3f s (%.1f GFLOP/s)",
-                l, dh, forward, flops / forward / 1e9, backward, 2.5 * flops / backward / 1e9))
-        }
-    }
 }
 
 /// softmax(scale·Q·Kᵀ with disallowed pairs at −∞)·V and its gradients, written out with explicit loops over the full

@@ -77,12 +77,3 @@ struct BenchOps: ParsableCommand {
         }
     }
 }
-
-/// Attention forward+backward, fused kernel vs the unfused path (QKᵀ, softmax, ·V).
-struct OpsAttentionBench {
-    let quick: Bool
-
-    func run() {
-        print("attention: (added with the fused kernel)")
-    }
-}

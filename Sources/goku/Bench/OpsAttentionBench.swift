@@ -1,0 +1,69 @@
+import Foundation
+import TensorCore
+
+/// Attention forward+backward at L tokens, 16 heads: the fused kernel vs the unfused path (QKᵀ, softmax, ·V as
+/// separate ops, which materialises the L×L scores), each with its peak resident memory.
+struct OpsAttentionBench {
+    let quick: Bool
+
+    func run() {
+        let length = quick ? 1024 : 4096
+        for headSize in [64, 72] {
+            let heads = 16
+            let g = RandomGenerator(seed: 3)
+            func input() -> Tensor {
+                let t = Tensor.randn([1, length, heads, headSize], generator: g)
+                t.requiresGrad = true
+                return t
+            }
+            let q = input(), k = input(), v = input()
+            let dOut = Tensor.randn([1, length, heads, headSize], generator: g)
+            // Model FLOPs: forward 4·L²·Dh per head (QKᵀ and P·V); backward counted as 2.5× forward (5 products,
+            // the recomputation of QKᵀ not counted), as FlashAttention reports.
+            let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
+
+            func fused() {
+                let out = Tensor.attention(q, k, v)
+                out.backward(dOut)
+                for t in [q, k, v] { t.grad = nil }
+            }
+            // The same maths from separate ops, in (B, Nh, L, Dh) layout.
+            let qh = Autograd.inference { q.permute([0, 2, 1, 3]) }.detachedLeaf()
+            let kh = Autograd.inference { k.permute([0, 2, 1, 3]) }.detachedLeaf()
+            let vh = Autograd.inference { v.permute([0, 2, 1, 3]) }.detachedLeaf()
+            let dOutH = dOut.permute([0, 2, 1, 3])
+            let scale = 1 / Double(headSize).squareRoot()
+            func unfused() {
+                let p = (Tensor.matmul(qh, kh, transposeB: true) * scale).softmax(axis: -1)
+                Tensor.matmul(p, vh).backward(dOutH)
+                for t in [qh, kh, vh] { t.grad = nil }
+            }
+            // Check the fused result against the unfused one before timing.
+            let a = Autograd.inference { Tensor.attention(q, k, v).permute([0, 2, 1, 3]) }
+            let b = Autograd.inference { Tensor.matmul((Tensor.matmul(qh, kh, transposeB: true) * scale).softmax(axis: -1), vh) }
+            let diff = Autograd.inference { (a - b).abs().max().item() }
+            precondition(diff < 1e-3, "attention bench: fused and unfused results differ by \(diff)")
+
+            let base = BenchHarness.residentMemory()
+            BenchHarness.resetPeakMemory()
+            let tFused = BenchHarness.median(minRuns: 3, minSeconds: 0.5, fused)
+            let peakFused = BenchHarness.peakMemory() - base
+            BenchHarness.resetPeakMemory()
+            let tUnfused = BenchHarness.median(minRuns: 3, minSeconds: 0.5, unfused)
+            let peakUnfused = BenchHarness.peakMemory() - base
+            print(
+                "attention fwd+bwd L=\(length) Nh=\(heads) Dh=\(headSize): fused \(BenchHarness.format(tFused * 1e3)) ms "
+                    + "\(BenchHarness.format(flops / tFused / 1e9)) GFLOP/s, peak +\(BenchHarness.mib(peakFused))"
+                    + " | unfused \(BenchHarness.format(tUnfused * 1e3)) ms \(BenchHarness.format(flops / tUnfused / 1e9)) GFLOP/s,"
+                    + " peak +\(BenchHarness.mib(peakUnfused)) | speed ratio \(BenchHarness.format(tUnfused / tFused, 2))")
+        }
+    }
+}
+
+extension Tensor {
+    fileprivate func detachedLeaf() -> Tensor {
+        let t = detached()
+        t.requiresGrad = true
+        return t
+    }
+}
