@@ -55,3 +55,36 @@ extension Tensor {
         return self
     }
 }
+
+final class GraphLifetimeTests: XCTestCase {
+    /// A recorded graph must be freed when its root goes away, with or without backward: rules that need an op's
+    /// result must not keep it alive through a reference cycle.
+    func testGraphIsFreedWithoutBackward() {
+        weak var probe: Tensor?
+        let w = Tensor.randn([4, 4], generator: RandomGenerator(seed: 1))
+        w.requiresGrad = true
+        do {
+            let h = (w * w).exp()  // binary and unary rules capture their results
+            probe = h
+            let y = (h / w).softmax(axis: -1).sum(axis: 0).max()
+            XCTAssertNotNil(y.gradNode)
+        }
+        XCTAssertNil(probe, "an intermediate result outlived its graph")
+    }
+
+    func testBackwardReleasesActivations() {
+        weak var probe: Tensor?
+        let w = Tensor.randn([4, 4], generator: RandomGenerator(seed: 2))
+        w.requiresGrad = true
+        let loss: Tensor
+        do {
+            let h = w.tanh()
+            probe = h
+            loss = (h * h).sum()
+        }
+        XCTAssertNotNil(probe)
+        loss.backward()
+        XCTAssertNil(probe, "backward should free the graph it consumed")
+        XCTAssertNotNil(w.grad)
+    }
+}

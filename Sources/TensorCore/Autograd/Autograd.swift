@@ -38,7 +38,8 @@ public enum Autograd {
         return result
     }
 
-    /// Back-propagates from `root`, accumulating into the `grad` of every leaf that requires one.
+    /// Back-propagates from `root`, accumulating into the `grad` of every leaf that requires one. The graph is consumed:
+    /// a second `backward` needs the forward pass run again.
     /// - Parameters:
     ///   - root: the tensor to differentiate (usually a scalar loss).
     ///   - seed: the gradient of `root`; ones when nil.
@@ -72,6 +73,9 @@ public enum Autograd {
                     continue
                 }
                 let inputGrads = node.backward(g)
+                // Free the graph as it is consumed (PyTorch's retain_graph=False): activations are released during
+                // backward rather than when the root goes out of scope.
+                t.gradNode = nil
                 precondition(inputGrads.count == node.inputs.count, "backward of \(node.op): wrong gradient count")
                 for (input, ig) in zip(node.inputs, inputGrads) {
                     guard let ig, input.needsGrad else { continue }

@@ -4,7 +4,7 @@ extension GradientRules {
     static func attention(
         _ plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, logSumExp: Tensor
     ) -> (Tensor) -> [Tensor?] {
-        { g in
+        { [unowned out] g in
             let need = (q: q.needsGrad, k: k.needsGrad, v: v.needsGrad)
             let grads = AttentionKernel.backward(
                 plan, q: q, k: k, v: v, out: out, logSumExp: logSumExp, gradOut: g, need: need)

@@ -3,7 +3,7 @@
 extension GradientRules {
     /// Softmax or log-softmax along the last axis, from its result `y`.
     static func softmax(_ y: Tensor, log: Bool) -> (Tensor) -> [Tensor?] {
-        { g in [Tensor.softmaxBackward(y, g, log: log)] }
+        { [unowned y] g in [Tensor.softmaxBackward(y, g, log: log)] }
     }
 
     /// LayerNorm (`centered`) or RMSNorm over the last axis. Gradients come in the order of the op's inputs:

@@ -1,17 +1,20 @@
 /// Every gradient rule of the engine, in one place.
 ///
+/// A rule that needs the op's own result captures it `unowned`: the result owns the node that owns the rule, so a
+/// strong capture would be a reference cycle; the rule only runs during `backward`, which holds the result.
+///
 /// Each entry takes what the forward op saw (inputs, sometimes the result) and returns the vector-Jacobian product:
 /// a function from the gradient of the result to one gradient per input (nil when an input needs none). Rules are
 /// written with tensor ops and run with recording off. Fused kernels (norms, softmax, attention, convolution) keep
 /// their backward kernels beside their forward kernels; their rules here call them. Every rule is checked against
-/// Float64 finite differences in `GradientCheckTests`.
+/// Float64 finite differences in the tests (`GradientCheck`).
 public enum GradientRules {
     static func convert(from source: DType) -> (Tensor) -> [Tensor?] {
         { g in [g.to(source)] }
     }
 
     static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) -> (Tensor) -> [Tensor?] {
-        { g in
+        { [unowned out] g in
             let ga: Tensor?, gb: Tensor?
             switch op {
             case .add:
@@ -38,11 +41,11 @@ public enum GradientRules {
     }
 
     static func unary(_ op: UnaryOp, _ x: Tensor, _ y: Tensor) -> (Tensor) -> [Tensor?] {
-        { g in [Tensor.unaryBackward(op, x: x, y: y, grad: g)] }
+        { [unowned y] g in [Tensor.unaryBackward(op, x: x, y: y, grad: g)] }
     }
 
     static func reduce(_ op: ReduceOp, _ x: Tensor, _ out: Tensor) -> (Tensor) -> [Tensor?] {
-        { g in
+        { [unowned out] g in
             switch op {
             case .sum:
                 return [g.expand(x.shape)]

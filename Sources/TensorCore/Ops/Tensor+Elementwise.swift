@@ -110,6 +110,10 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape, dtype: dtype)
         func run<T: TensorScalar>(_: T.Type) {
             let px = storage.pointer(as: T.self), po = out.storage.pointer(as: T.self)
+            if T.self == Float.self && VectorUnary.supports(op) {
+                VectorUnary.apply(op, storage.pointer(as: Float.self), out.storage.pointer(as: Float.self), count)
+                return
+            }
             switch op {
             case .exp: BroadcastKernel.unary(px, po, count) { T.exp($0) }
             case .silu: BroadcastKernel.unary(px, po, count) { $0 * Pointwise.sigmoid($0) }
