@@ -18,10 +18,13 @@ public final class TensorStorage: @unchecked Sendable {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
         self.dtype = dtype
         self.count = count
-        rawPointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * dtype.byteCount), alignment: 64)
+        rawPointer = StorageCache.allocate(byteCount: max(1, count * dtype.byteCount))
     }
 
-    deinit { rawPointer.deallocate() }
+    deinit { StorageCache.release(rawPointer, byteCount: max(1, count * dtype.byteCount)) }
+
+    /// Returns every cached free buffer to the system (see `StorageCache`).
+    public static func emptyCache() { StorageCache.empty() }
 
     /// Size in bytes.
     public var byteCount: Int { count * dtype.byteCount }
