@@ -1,7 +1,7 @@
 import Foundation
 
 /// Fused softmax and log-softmax over the rows of a contiguous (rows, cols) matrix: one parallel pass forward and
-/// one backward, each row handled while it sits in cache, with a vectorised exp (`SoftmaxExp`).
+/// one backward, each row handled while it sits in cache, with a vectorised exp (`VectorExp`).
 enum SoftmaxKernel {
     /// Rows per parallel chunk: enough elements that a chunk outweighs its scheduling cost.
     static func grain(cols: Int) -> Int { Swift.max(1, 8192 / Swift.max(cols, 1)) }
@@ -19,7 +19,7 @@ enum SoftmaxKernel {
                 let px = x + r * cols, py = y + r * cols
                 let m = RowMath.max(px, cols)
                 // exp(x − m) goes to y first: softmax rescales it in place, log-softmax only needs its sum.
-                SoftmaxExp.apply(px, shift: -m, py, cols)
+                VectorExp.apply(px, shift: -m, py, cols)
                 let s = RowMath.sum(UnsafePointer(py), cols)
                 if log {
                     let shift = m + T(Foundation.log(s))
@@ -42,7 +42,7 @@ enum SoftmaxKernel {
                 let py = y + r * cols, pg = g + r * cols, pd = dx + r * cols
                 if log {
                     let total = T(RowMath.sum(pg, cols))
-                    SoftmaxExp.apply(py, shift: 0, pd, cols)  // softmax = exp(log-softmax)
+                    VectorExp.apply(py, shift: 0, pd, cols)  // softmax = exp(log-softmax)
                     for i in 0..<cols { pd[i] = pg[i] - pd[i] * total }
                 } else {
                     let dot = T(RowMath.dot(pg, py, cols))

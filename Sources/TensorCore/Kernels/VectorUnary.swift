@@ -1,4 +1,4 @@
-/// Float fast paths for the unary ops built on exp, eight lanes at a time (`SoftmaxExp.exp8`, within about 1 ulp of
+/// Float fast paths for the unary ops built on exp, eight lanes at a time (`VectorExp.exp8`, within about 1 ulp of
 /// `expf`). libm's scalar `expf`/`tanhf` cannot be vectorised and dominate these ops otherwise.
 ///
 /// GELU (tanh form) uses the identity 0.5·(1 + tanh u) = sigmoid(2u), so gelu(x) = x / (1 + e^(−2u)) with
@@ -34,12 +34,12 @@ enum VectorUnary {
     @inline(__always)
     static func lanes(_ op: UnaryOp, _ v: SIMD8<Float>) -> SIMD8<Float> {
         switch op {
-        case .exp: return SoftmaxExp.exp8(v)
-        case .sigmoid: return 1 / (1 + SoftmaxExp.exp8(-v))
-        case .silu: return v / (1 + SoftmaxExp.exp8(-v))
+        case .exp: return VectorExp.exp8(v)
+        case .sigmoid: return 1 / (1 + VectorExp.exp8(-v))
+        case .silu: return v / (1 + VectorExp.exp8(-v))
         case .geluTanh:
             let u = 0.797_884_560_802_865_4 * (v + 0.044715 * v * v * v)
-            return v / (1 + SoftmaxExp.exp8(-2 * u))
+            return v / (1 + VectorExp.exp8(-2 * u))
         default: preconditionFailure("VectorUnary: no vector path for \(op)")
         }
     }

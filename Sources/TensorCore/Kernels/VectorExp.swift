@@ -1,10 +1,10 @@
-/// A vectorised exp for the softmax kernels, eight lanes at a time.
+/// A vectorised exp, eight lanes at a time: the one exp of the softmax, attention and unary Float kernels.
 ///
 /// libm's `expf` is a scalar call the compiler cannot vectorise, and it dominates softmax. For Float this computes
 /// exp with Cody–Waite range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and Cephes' degree-6 polynomial for e^r, then
 /// scales by 2ⁿ through the exponent bits: within about 1 ulp of `expf` on [−87, 0], about 4× faster. Double
 /// lanes call `Foundation.exp` so that Float64 gradient checks stay exact.
-enum SoftmaxExp {
+enum VectorExp {
     /// exp(x) per lane. Float lanes: x below ln(FLT_MIN) ≈ −87.34 (−∞ included) gives 0 instead of a subnormal,
     /// x above 88 gives +∞ (exp overflows Float at 88.72), NaN stays NaN. Softmax only evaluates x ≤ 0.
     @inline(__always)
