@@ -49,6 +49,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -62,6 +63,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "Optim", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
+        .target(name: "Training", dependencies: ["TensorCore", "NN", "Optim", "Checkpoint"], swiftSettings: kernelFlags),
         .executableTarget(
             name: "goku",
             dependencies: [
@@ -76,6 +78,7 @@ let package = Package(
         .testTarget(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optim", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

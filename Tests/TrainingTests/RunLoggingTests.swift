@@ -1,0 +1,43 @@
+import Foundation
+import Training
+import XCTest
+
+final class RunLoggingTests: XCTestCase {
+    /// Records are appended as JSON lines; resuming at step N drops the records written after N.
+    func testMetricsLogAppendsAndTruncatesOnResume() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("goku-metrics-\(UUID()).jsonl")
+        defer { try? FileManager.default.removeItem(at: url) }
+        do {
+            let log = try MetricsLog(url: url)
+            for step in 1...5 { log.append(step: step, ["loss": 1 / Double(step)]) }
+        }
+        XCTAssertEqual(try MetricsLog.records(in: url).count, 5)
+        do {
+            let log = try MetricsLog(url: url, resumingAt: 3)
+            log.append(step: 4, ["loss": 0.125])
+        }
+        let records = try MetricsLog.records(in: url)
+        XCTAssertEqual(records.map { ($0["step"] as! NSNumber).intValue }, [1, 2, 3, 4])
+        XCTAssertEqual((records[3]["loss"] as! NSNumber).doubleValue, 0.125)
+
+        try Data("{\"step\": 1}\nnot json\n".utf8).write(to: url)
+        XCTAssertThrowsError(try MetricsLog(url: url, resumingAt: 1)) { error in
+            XCTAssertTrue("\(error)".contains("line 2"), "\(error)")
+        }
+    }
+
+    /// The line shows the count, percentage, metrics, rate and ETA.
+    func testProgressLine() throws {
+        let sink = FileHandle(forWritingAtPath: "/dev/null")!
+        let bar = ProgressBar(total: 100, label: "train", output: sink, interactive: false)
+        bar.update(completed: 25, metrics: [("loss", 0.123456)])
+        let line = bar.line(now: Date().addingTimeInterval(10))
+        XCTAssertTrue(line.hasPrefix("train [######"), line)
+        XCTAssertTrue(line.contains("25/100 25%"), line)
+        XCTAssertTrue(line.contains("loss 0.1235"), line)
+        XCTAssertTrue(line.contains("it/s"), line)
+        XCTAssertTrue(line.contains("ETA 3"), line)  // 75 items at ~2.5 it/s: about 30 s
+        XCTAssertEqual(ProgressBar.duration(3725), "1h02m")
+        XCTAssertEqual(ProgressBar.duration(380), "6m20s")
+    }
+}
