@@ -49,6 +49,8 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "GokuModel", targets: ["GokuModel"]),
+        .library(name: "RectifiedFlow", targets: ["RectifiedFlow"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -76,6 +78,12 @@ let package = Package(
         .testTarget(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
+        .target(name: "GokuModel", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
+        .target(name: "RectifiedFlow", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
+        .testTarget(
+            name: "GokuModelTests", dependencies: ["GokuModel", "NN", "Checkpoint", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(name: "RectifiedFlowTests", dependencies: ["RectifiedFlow", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

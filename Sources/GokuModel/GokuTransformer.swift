@@ -1,0 +1,84 @@
+import Checkpoint
+import Foundation
+import NN
+import TensorCore
+
+/// The Goku Transformer: predicts the rectified-flow velocity of packed image and video latents given text.
+///
+/// Keys: `x_embedder.proj`, `t_embedder.linear_{1,2}`, `blocks.N.…` (see `GokuBlock`), `final_layer.…`.
+///
+///     tokens = PatchEmbed(patchify(x_t))          one linear layer per patch
+///     c      = SiLU(TimestepEmbedder(t))           per sample
+///     tokens = block(tokens, c, text)              × depth
+///     v      = unpatchify(FinalLayer(tokens, c))
+///
+/// No absolute position embedding: positions enter only through 3D RoPE, which is what lets one model take any
+/// resolution and length (spec §3.6).
+public final class GokuTransformer: Module {
+    @ModuleInfo(key: "x_embedder") public var patchEmbed: PatchEmbed
+    @ModuleInfo(key: "t_embedder") public var timestepEmbedder: TimestepEmbedder
+    public let blocks: [GokuBlock]
+    @ModuleInfo(key: "final_layer") public var finalLayer: FinalLayer
+    /// The architecture.
+    public let config: GokuConfig
+
+    /// A freshly initialised model (adaLN-Zero: it predicts zero velocity and every block is the identity).
+    /// - Parameters: config: a validated configuration; generator: draws the initial weights.
+    public init(_ config: GokuConfig, generator: RandomGenerator = RandomGenerator(seed: 0)) {
+        self.config = config
+        // Weights are drawn in order: embedders, blocks, final layer (plain stored properties must be set before the
+        // wrapped ones, hence the locals).
+        let embed = PatchEmbed(config, generator: generator)
+        let timeEmbed = TimestepEmbedder(config, generator: generator)
+        blocks = (0..<config.depth).map { _ in
+            let block = GokuBlock(config, generator: generator)
+            // DiT's Xavier-uniform init for the transformer's linear layers (biases zero); the zero-initialised ones
+            // (adaLN, cross-attention output) were set by the block and are left alone.
+            for linear in [
+                block.selfAttention.queryProjection, block.selfAttention.keyProjection,
+                block.selfAttention.valueProjection, block.selfAttention.outputProjection,
+                block.crossAttention.queryProjection, block.crossAttention.keyProjection,
+                block.crossAttention.valueProjection, block.ffn.fc1, block.ffn.fc2,
+            ] {
+                linear.weight.assign(Initializer.xavierUniform(linear.weight.shape, generator: generator))
+                linear.bias?.assign(Tensor.zeros([linear.outputCount]))
+            }
+            return block
+        }
+        patchEmbed = embed
+        timestepEmbedder = timeEmbed
+        finalLayer = FinalLayer(config, generator: generator)
+    }
+
+    /// The velocity of every token of a pack.
+    /// - Parameter batch: packed samples (see `PackedBatch`).
+    /// - Returns: (1, L, pt·ph·pw·outChannels); `batch.unpack` turns it into per-sample latents.
+    public func callAsFunction(_ batch: PackedBatch) -> Tensor {
+        var x = patchEmbed(batch.patches)  // (1, L, D)
+        let c = timestepEmbedder(batch.timesteps).silu()  // (N, D)
+        for block in blocks { x = block(x, conditioning: c, batch: batch) }
+        return finalLayer(x, conditioning: c, layout: batch.layout)
+    }
+
+    /// The velocity of each sample: packs them, runs the model and unpacks.
+    /// - Returns: per sample, (outChannels, T, H, W).
+    public func velocity(_ samples: [GokuSample]) throws -> [Tensor] {
+        let batch = try PackedBatch(samples: samples, config: config)
+        return batch.unpack(self(batch))
+    }
+
+    /// Loads the weights of a text-to-video model into this image-to-video model: every tensor is copied, and the
+    /// patch embedding's weight (D, C·p) is widened to (D, 2C·p) with zero columns for the first-frame condition, so
+    /// the I2V model computes exactly the T2V function until fine-tuning moves those columns.
+    /// - Throws: `ModuleLoadError` when keys or shapes differ beyond that column.
+    public func loadTextToVideoWeights(_ tensors: [String: Tensor]) throws {
+        var tensors = tensors
+        let key = "x_embedder.proj.weight"
+        if config.imageConditioning, let w = tensors[key], w.rank == 2,
+            w.shape[1] * 2 == patchEmbed.proj.weight.shape[1]
+        {
+            tensors[key] = Tensor.concat([w, Tensor.zeros(w.shape, dtype: w.dtype)], axis: 1)
+        }
+        try load(tensors)
+    }
+}
