@@ -21,6 +21,9 @@ public final class GokuTransformer: Module {
     @ModuleInfo(key: "final_layer") public var finalLayer: FinalLayer
     /// The architecture.
     public let config: GokuConfig
+    /// Recompute each block's activations in backward instead of keeping them (spec §6.2): memory per block drops
+    /// to its input, for about one more forward pass of compute. A run option, not part of the architecture.
+    public var activationCheckpointing = false
 
     /// A freshly initialised model (adaLN-Zero: it predicts zero velocity and every block is the identity).
     /// - Parameters: config: a validated configuration; generator: draws the initial weights.
@@ -56,7 +59,13 @@ public final class GokuTransformer: Module {
     public func callAsFunction(_ batch: PackedBatch) -> Tensor {
         var x = patchEmbed(batch.patches)  // (1, L, D)
         let c = timestepEmbedder(batch.timesteps).silu()  // (N, D)
-        for block in blocks { x = block(x, conditioning: c, batch: batch) }
+        for block in blocks {
+            if activationCheckpointing {
+                x = Autograd.checkpoint([x, c]) { inputs in block(inputs[0], conditioning: inputs[1], batch: batch) }
+            } else {
+                x = block(x, conditioning: c, batch: batch)
+            }
+        }
         return finalLayer(x, conditioning: c, layout: batch.layout)
     }
 

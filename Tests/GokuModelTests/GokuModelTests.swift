@@ -189,6 +189,25 @@ final class GokuModelTests: XCTestCase {
         }
     }
 
+    /// Activation checkpointing changes memory, not results: same output and parameter gradients.
+    func testActivationCheckpointingGivesTheSameGradients() throws {
+        let model = GokuTransformer(config)
+        randomize(model, seed: 41)
+        let batch = try PackedBatch(samples: samples(RandomGenerator(seed: 42)), config: config)
+        let w = Tensor.randn([1, batch.layout.tokenCount, 16], generator: RandomGenerator(seed: 43))
+        var results: [[Tensor]] = []
+        for checkpointing in [false, true] {
+            model.activationCheckpointing = checkpointing
+            model.zeroGrad()
+            let out = model(batch)
+            (out * w).sum().backward()
+            results.append([out] + model.namedParameters().map { $0.tensor.grad! })
+        }
+        for (plain, checkpointed) in zip(results[0], results[1]) {
+            expectCloseToScale(checkpointed, plain, 1e-6, "checkpointed vs plain")
+        }
+    }
+
     /// Image-to-video loads T2V weights as the identity on the condition, and then does read the first frame.
     func testImageConditioningStartsAsTextToVideo() throws {
         let t2v = GokuTransformer(config)
