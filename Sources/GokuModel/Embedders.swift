@@ -33,7 +33,9 @@ public final class PatchEmbed: Module {
 /// Timestep embedding as DiT: sinusoidal features of t·timestepScale, then Linear → SiLU → Linear
 /// (keys `linear_1`, `linear_2`).
 public final class TimestepEmbedder: Module {
+    /// Linear(frequencyEmbeddingSize, D).
     @ModuleInfo(key: "linear_1") public var linear1: Linear
+    /// Linear(D, D), after SiLU.
     @ModuleInfo(key: "linear_2") public var linear2: Linear
     /// Width of the sinusoidal features (256).
     public let frequencyEmbeddingSize: Int

@@ -52,11 +52,17 @@ public final class AdaLNModulation: Module {
 /// same for its ungated cross-attention). Every block is then exactly the identity at initialisation, and gradients
 /// still reach the zeroed layers (their inputs are not zero), so training moves them first.
 public final class GokuBlock: Module {
+    /// The six modulation vectors (shift, scale, gate for attention and FFN), `norm1.linear`: Linear(D, 6D).
     @ModuleInfo(key: "norm1") public var adaLNModulation: AdaLNModulation
+    /// Self-attention with QK RMSNorm over the full width and 3D RoPE on q and k.
     @ModuleInfo(key: "attn1") public var selfAttention: Attention
+    /// RMSNorm (learned scale) before the cross-attention.
     @ModuleInfo(key: "norm2") public var crossAttentionNorm: RMSNorm
+    /// Cross-attention to the text states (keys and values from `textDimension`).
     @ModuleInfo(key: "attn2") public var crossAttention: Attention
+    /// RMSNorm (learned scale) before the modulated FFN.
     @ModuleInfo(key: "norm3") public var ffnNorm: RMSNorm
+    /// Linear(D, 4D) → GELU-tanh → Linear(4D, D) (keys `fc1`, `fc2`).
     @ModuleInfo(key: "ff") public var ffn: MLP
     /// ε of the non-affine LayerNorm.
     public let eps: Double
@@ -103,7 +109,9 @@ public final class GokuBlock: Module {
 /// linear map to pt·ph·pw·outChannels per token. Both linear layers start at zero (adaLN-Zero): the initial model
 /// predicts a zero velocity.
 public final class FinalLayer: Module {
+    /// Shift and scale: Linear(D, 2D), zero-initialised.
     @ModuleInfo(key: "adaLN_modulation") public var adaLNModulation: AdaLNModulation
+    /// Linear(D, pt·ph·pw·outChannels), zero-initialised.
     public let linear: Linear
     /// ε of the LayerNorm.
     public let eps: Double

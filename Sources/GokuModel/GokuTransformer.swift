@@ -15,9 +15,13 @@ import TensorCore
 /// No absolute position embedding: positions enter only through 3D RoPE, which is what lets one model take any
 /// resolution and length (spec §3.6).
 public final class GokuTransformer: Module {
+    /// Patch features → D.
     @ModuleInfo(key: "x_embedder") public var patchEmbed: PatchEmbed
+    /// Flow time → D.
     @ModuleInfo(key: "t_embedder") public var timestepEmbedder: TimestepEmbedder
+    /// The `depth` Goku blocks.
     public let blocks: [GokuBlock]
+    /// Tokens → velocity patches.
     @ModuleInfo(key: "final_layer") public var finalLayer: FinalLayer
     /// The architecture.
     public let config: GokuConfig
