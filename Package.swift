@@ -81,7 +81,8 @@ let package = Package(
         .target(name: "GokuModel", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "RectifiedFlow", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .testTarget(
-            name: "GokuModelTests", dependencies: ["GokuModel", "NN", "Checkpoint", "TestSupport"],
+            name: "GokuModelTests",
+            dependencies: ["GokuModel", "RectifiedFlow", "Optim", "NN", "Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(name: "RectifiedFlowTests", dependencies: ["RectifiedFlow", "TestSupport"]),
     ],
