@@ -93,15 +93,21 @@ public final class GokuBlock: Module {
     public func callAsFunction(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
         let m = adaLNModulation(conditioning, layout: batch.layout)
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
-        let rope = batch.rope
-        var x = x
-        let h = modulate(Tensor.layerNorm(x, weight: nil, bias: nil, eps: eps), shift: shiftMSA, scale: scaleMSA)
-        x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: rope)
-        x = x + crossAttention(
-            crossAttentionNorm(x), context: batch.text, mask: batch.crossAttentionMask,
-            rope: crossAttentionQueryRoPE ? rope : nil, ropeOnKeys: false)
+        let h = modulate(layerNorm(x), shift: shiftMSA, scale: scaleMSA)
+        var x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope)
+        x = x + attendToText(crossAttentionNorm(x), batch: batch)
         x = x + gateMLP * ffn(modulate(ffnNorm(x), shift: shiftMLP, scale: scaleMLP))
         return x
+    }
+
+    /// The non-affine LayerNorm ahead of the modulated self-attention.
+    func layerNorm(_ x: Tensor) -> Tensor { Tensor.layerNorm(x, weight: nil, bias: nil, eps: eps) }
+
+    /// Cross-attention of the visual tokens to their own sample's text (keys never rotated; queries as configured).
+    func attendToText(_ h: Tensor, batch: PackedBatch) -> Tensor {
+        crossAttention(
+            h, context: batch.text, mask: batch.crossAttentionMask, rope: crossAttentionQueryRoPE ? batch.rope : nil,
+            ropeOnKeys: false)
     }
 }
 

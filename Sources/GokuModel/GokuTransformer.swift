@@ -80,6 +80,31 @@ public final class GokuTransformer: Module {
         return batch.unpack(self(batch))
     }
 
+    /// The velocity field of one latent under classifier-free guidance, v = v_u + w·(v_c − v_u), for a sampler:
+    /// the conditional and unconditional inputs are packed into one forward pass (their attention stays separate),
+    /// so a guided step costs one call on twice the tokens rather than two calls.
+    /// - Parameters:
+    ///   - text: the prompt's states, (Ltext, textDimension), and its mask.
+    ///   - unconditionalText: the empty prompt's states, or a negative prompt's, which guidance steers away from.
+    ///   - scale: w; at 1 only the conditional velocity is computed.
+    ///   - firstFrame: the image-to-video condition, (C, 1, H, W), given to both branches.
+    /// - Returns: (x_t (C, T, H, W), t) → velocity (C, T, H, W); it stops on inputs that do not fit the config (the
+    ///   sampler's own tensors, checked once by the caller through `PackedBatch`).
+    public func guidedVelocity(
+        text: Tensor, textMask: [Bool]? = nil, unconditionalText: Tensor, unconditionalMask: [Bool]? = nil,
+        scale: Double, firstFrame: Tensor? = nil
+    ) -> (Tensor, Double) -> Tensor {
+        { [self] x, t in
+            let conditional = GokuSample(latent: x, timestep: t, text: text, textMask: textMask, firstFrame: firstFrame)
+            guard scale != 1 else { return try! velocity([conditional])[0] }
+            var unconditional = conditional
+            unconditional.text = unconditionalText
+            unconditional.textMask = unconditionalMask
+            let v = try! velocity([conditional, unconditional])
+            return v[1] + (v[0] - v[1]) * scale
+        }
+    }
+
     /// Loads the weights of a text-to-video model into this image-to-video model: every tensor is copied, and the
     /// patch embedding's weight (D, C·p) is widened to (D, 2C·p) with zero columns for the first-frame condition, so
     /// the I2V model computes exactly the T2V function until fine-tuning moves those columns.

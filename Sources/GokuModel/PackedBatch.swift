@@ -158,7 +158,8 @@ public enum PackedBatchError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .empty: return "PackedBatch: no samples"
-        case .invalidSample(let index, let field, let reason): return "PackedBatch: sample \(index), \(field): \(reason)"
+        case .invalidSample(let index, let field, let reason):
+            return "PackedBatch: sample \(index), \(field): \(reason)"
         }
     }
 }

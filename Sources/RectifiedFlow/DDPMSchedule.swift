@@ -58,7 +58,9 @@ public struct DDPMSchedule: Sendable {
     }
 
     /// The ε-prediction loss, mean squared error over every element.
-    public static func loss(predictedNoise: Tensor, noise: Tensor) -> Tensor { (predictedNoise - noise).square().mean() }
+    public static func loss(predictedNoise: Tensor, noise: Tensor) -> Tensor {
+        (predictedNoise - noise).square().mean()
+    }
 
     /// ᾱ before step k (1 before the first).
     func alphaBarPrevious(_ k: Int) -> Double { k > 0 ? alphasCumprod[k - 1] : 1 }

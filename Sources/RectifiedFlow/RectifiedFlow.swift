@@ -24,7 +24,9 @@ public enum RectifiedFlow {
     /// - Parameters: predictions: per sample, any shapes; targets: the same shapes.
     /// - Returns: a scalar.
     public static func loss(predictions: [Tensor], targets: [Tensor]) -> Tensor {
-        precondition(!predictions.isEmpty && predictions.count == targets.count, "loss: \(predictions.count) predictions for \(targets.count) targets")
+        precondition(
+            !predictions.isEmpty && predictions.count == targets.count,
+            "loss: \(predictions.count) predictions for \(targets.count) targets")
         var total: Tensor?
         var count = 0
         for (p, t) in zip(predictions, targets) {

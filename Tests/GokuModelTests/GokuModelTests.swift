@@ -135,7 +135,9 @@ final class GokuModelTests: XCTestCase {
         let f = try Fixture.load("goku_tiny", target: "GokuModelTests")
         let model = GokuTransformer(config)
         let params = Dictionary(
-            uniqueKeysWithValues: f.filter { $0.key.hasPrefix("param.") }.map { (String($0.key.dropFirst(6)), $0.value) })
+            uniqueKeysWithValues: f.filter { $0.key.hasPrefix("param.") }.map {
+                (String($0.key.dropFirst(6)), $0.value)
+            })
         try model.load(params)
         let ts = f.tensor("timesteps").doubleScalars
         var samples: [GokuSample] = [], targets: [Tensor] = []
@@ -208,6 +210,22 @@ final class GokuModelTests: XCTestCase {
         }
     }
 
+    /// Guidance packs both branches into one pass and equals v_u + w·(v_c − v_u) computed separately.
+    func testGuidedVelocityMatchesSeparatePasses() throws {
+        let model = GokuTransformer(config)
+        randomize(model, seed: 51)
+        let g = RandomGenerator(seed: 52)
+        let x = Tensor.randn([4, 3, 4, 4], generator: g)
+        let text = Tensor.randn([5, 24], generator: g), negative = Tensor.randn([2, 24], generator: g)
+        let mask = [true, true, true, true, false]
+        let field = model.guidedVelocity(text: text, textMask: mask, unconditionalText: negative, scale: 4.5)
+        let vc = try model.velocity([GokuSample(latent: x, timestep: 0.4, text: text, textMask: mask)])[0]
+        let vu = try model.velocity([GokuSample(latent: x, timestep: 0.4, text: negative)])[0]
+        expectCloseToScale(field(x, 0.4), vu + (vc - vu) * 4.5, 1e-5, "guided velocity")
+        let plain = model.guidedVelocity(text: text, textMask: mask, unconditionalText: negative, scale: 1)
+        expectCloseToScale(plain(x, 0.4), vc, 1e-6, "scale 1 is the conditional velocity")
+    }
+
     /// Image-to-video loads T2V weights as the identity on the condition, and then does read the first frame.
     func testImageConditioningStartsAsTextToVideo() throws {
         let t2v = GokuTransformer(config)
@@ -228,12 +246,14 @@ final class GokuModelTests: XCTestCase {
         let moved = try i2v.velocity([GokuSample(latent: video, timestep: 0.5, text: text, firstFrame: frame)])[0]
         let other = try i2v.velocity([GokuSample(latent: video, timestep: 0.5, text: text, firstFrame: frame * 2)])[0]
         XCTAssertGreaterThan((moved - other).abs().max().item(), 1e-3)
-        XCTAssertThrowsError(try t2v.velocity([GokuSample(latent: video, timestep: 0.5, text: text, firstFrame: frame)]))
+        XCTAssertThrowsError(
+            try t2v.velocity([GokuSample(latent: video, timestep: 0.5, text: text, firstFrame: frame)]))
     }
 
     func testBadSamplesThrowNamingTheField() {
         let g = RandomGenerator(seed: 31)
-        let good = GokuSample(latent: Tensor.randn([4, 1, 4, 4], generator: g), timestep: 0.5, text: Tensor.randn([2, 24], generator: g))
+        let good = GokuSample(
+            latent: Tensor.randn([4, 1, 4, 4], generator: g), timestep: 0.5, text: Tensor.randn([2, 24], generator: g))
         var badChannels = good
         badChannels.latent = Tensor.randn([3, 1, 4, 4], generator: g)
         var oddSize = good
@@ -242,9 +262,13 @@ final class GokuModelTests: XCTestCase {
         badMask.textMask = [true]
         var badTime = good
         badTime.timestep = 1.5
-        for (sample, field) in [(badChannels, "latent"), (oddSize, "latent"), (badMask, "textMask"), (badTime, "timestep")] {
+        for (sample, field) in [
+            (badChannels, "latent"), (oddSize, "latent"), (badMask, "textMask"), (badTime, "timestep"),
+        ] {
             XCTAssertThrowsError(try PackedBatch(samples: [good, sample], config: config)) { error in
-                guard case PackedBatchError.invalidSample(let index, let f, _) = error else { return XCTFail("\(error)") }
+                guard case PackedBatchError.invalidSample(let index, let f, _) = error else {
+                    return XCTFail("\(error)")
+                }
                 XCTAssertEqual(index, 1)
                 XCTAssertEqual(f, field)
             }

@@ -55,7 +55,8 @@ final class RectifiedFlowTests: XCTestCase {
         let noise = Tensor.randn([3], generator: RandomGenerator(seed: 2)).to(.float64)
         let field: VelocityField = { x, t in (target - x) / (1 - t) }
         for (steps, shift) in [(1, 1.0), (5, 3.0), (17, 0.5)] {
-            let x1 = FlowSampler.euler(noise, schedule: FlowSampler.schedule(steps: steps, shift: shift), velocity: field)
+            let x1 = FlowSampler.euler(
+                noise, schedule: FlowSampler.schedule(steps: steps, shift: shift), velocity: field)
             expectClose(x1, target, rtol: 1e-12, atol: 1e-12, "Euler, \(steps) steps, shift \(shift)")
         }
     }
@@ -102,7 +103,10 @@ final class RectifiedFlowTests: XCTestCase {
     func testClassifierFreeGuidance() {
         var calls = 0
         let guided = FlowSampler.guided(
-            conditional: { x, _ in x * 2.0 }, unconditional: { x, t in calls += 1; return x + t }, scale: 3)
+            conditional: { x, _ in x * 2.0 },
+            unconditional: { x, t in
+                calls += 1; return x + t
+            }, scale: 3)
         let x = Tensor(shape: [2], scalars: [1.0, 2.0])
         // (x + t) + 3·(2x − x − t) = 4x − 2t.
         expectClose(guided(x, 0.5).doubleScalars, [3, 7], rtol: 1e-6, atol: 1e-6, "guided velocity")
@@ -138,11 +142,15 @@ final class DDPMTests: XCTestCase {
 
     func testNoisedAndModelTime() {
         let schedule = DDPMSchedule.linear(steps: 3, start: 0.1, end: 0.3)
-        let x = schedule.noised(data: Tensor(shape: [1], scalars: [2.0]), noise: Tensor(shape: [1], scalars: [1.0]), step: 1)
+        let x = schedule.noised(
+            data: Tensor(shape: [1], scalars: [2.0]), noise: Tensor(shape: [1], scalars: [1.0]), step: 1)
         XCTAssertEqual(Double(x.item()), 2 * 0.72.squareRoot() + 0.28.squareRoot(), accuracy: 1e-6)
         XCTAssertEqual(schedule.modelTime(step: 0), 1)
         XCTAssertEqual(schedule.modelTime(step: 2), 1.0 / 3, accuracy: 1e-12)
-        XCTAssertEqual(DDPMSchedule.loss(predictedNoise: Tensor(shape: [2], scalars: [1.0, 3.0]), noise: Tensor.zeros([2], dtype: .float64)).item(), 5)
+        XCTAssertEqual(
+            DDPMSchedule.loss(
+                predictedNoise: Tensor(shape: [2], scalars: [1.0, 3.0]), noise: Tensor.zeros([2], dtype: .float64)
+            ).item(), 5)
     }
 
     /// With the exact ε of a point mass x* (ε̂ = (x − √ᾱ·x*)/√(1 − ᾱ)), DDIM and ancestral sampling both end on x*.
@@ -156,7 +164,8 @@ final class DDPMTests: XCTestCase {
             let start = Tensor.randn([4], generator: RandomGenerator(seed: 4)).to(.float64)
             let ddim = schedule.sampleDDIM(start, steps: 7, predictNoise: exactNoise)
             expectClose(ddim, target, rtol: 1e-9, atol: 1e-9, "DDIM")
-            let ancestral = schedule.sampleAncestral(start, generator: RandomGenerator(seed: 5), predictNoise: exactNoise)
+            let ancestral = schedule.sampleAncestral(
+                start, generator: RandomGenerator(seed: 5), predictNoise: exactNoise)
             expectClose(ancestral, target, rtol: 1e-9, atol: 1e-9, "ancestral")
         }
     }

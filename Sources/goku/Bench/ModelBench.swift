@@ -67,7 +67,8 @@ struct BenchModel: ParsableCommand {
             (tokens, d, f), (tokens, f, d),  // FFN
         ]
         let operands = layers.map { l -> (Tensor, Tensor) in
-            let input = Tensor.randn([l.rows, l.input], generator: g), weight = Tensor.randn([l.output, l.input], generator: g)
+            let input = Tensor.randn([l.rows, l.input], generator: g),
+                weight = Tensor.randn([l.output, l.input], generator: g)
             input.requiresGrad = true
             weight.requiresGrad = true
             return (input, weight)
@@ -125,6 +126,7 @@ struct BenchModel: ParsableCommand {
         print(
             "small model fwd+bwd, packed \(samples.count) samples (\(tokens) tokens):"
                 + " \(BenchHarness.format(packedTime * 1e3)) ms, \(BenchHarness.format(Double(tokens) / packedTime, 0)) tokens/s"
-                + " | one by one \(BenchHarness.format(singleTime * 1e3)) ms | ratio \(BenchHarness.format(singleTime / packedTime, 2))")
+                + " | one by one \(BenchHarness.format(singleTime * 1e3)) ms | ratio \(BenchHarness.format(singleTime / packedTime, 2))"
+        )
     }
 }
