@@ -80,8 +80,9 @@ public struct GokuConfig: Codable, Equatable, Sendable {
     public static let goku2B = GokuConfig(hiddenSize: 1792, depth: 28, headCount: 28, ropeAxisDims: [16, 24, 24])
     /// Goku-8B: 40 blocks, 3072 wide, 48 heads of 64.
     public static let goku8B = GokuConfig(hiddenSize: 3072, depth: 40, headCount: 48, ropeAxisDims: [16, 24, 24])
-    /// The shipped default model's transformer (~11.6M parameters, 23 MB in float32): 8 blocks, 256 wide, 4 heads of
-    /// 64, reading 256-wide text states. `textDimension` and `inChannels` must match the text encoder and VAE it
+    /// The shipped default model's transformer (11.87M parameters: 47 MB in float32, 24 MB stored as bfloat16, which
+    /// the 50 MB budget for VAE + text encoder + transformer needs): 8 blocks, 256 wide, 4 heads of 64, reading 256-wide
+    /// text states. `textDimension` and `inChannels` must match the text encoder and VAE it
     /// ships with; set them from those models' configs when they differ.
     public static let small = GokuConfig(
         hiddenSize: 256, depth: 8, headCount: 4, textDimension: 256, ropeAxisDims: [16, 24, 24])

@@ -48,8 +48,7 @@ final class GokuConfigTests: XCTestCase {
             try config.validate()
             XCTAssertEqual(GokuTransformer(config).parameterCount, config.parameterCount)
         }
-        XCTAssertLessThan(GokuConfig.small.parameterCount, 30_000_000)
-        XCTAssertGreaterThan(GokuConfig.small.parameterCount, 10_000_000)
+        XCTAssertEqual(GokuConfig.small.parameterCount, 11_865_408)  // 8 × 1,446,144 + embedders and final layer
     }
 
     func testValidateNamesTheBadField() {
