@@ -50,6 +50,8 @@ let package = Package(
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "GokuModel", targets: ["GokuModel"]),
+        .library(name: "RectifiedFlow", targets: ["RectifiedFlow"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -67,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "GokuModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -79,6 +81,13 @@ let package = Package(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optim", "TestSupport"]),
+        .target(name: "GokuModel", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
+        .target(name: "RectifiedFlow", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
+        .testTarget(
+            name: "GokuModelTests",
+            dependencies: ["GokuModel", "RectifiedFlow", "Optim", "NN", "Checkpoint", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(name: "RectifiedFlowTests", dependencies: ["RectifiedFlow", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,141 @@
+import NN
+import TensorCore
+
+/// adaLN-Zero modulation (key `linear`): Linear(D, k·D) on SiLU(timestep embedding), producing k per-sample vectors
+/// that are then spread to each sample's tokens.
+///
+/// The layer starts at zero (DiT's adaLN-Zero): every shift, scale and gate is 0, so each block starts as the
+/// identity on its residual branches gated by it, and the final layer outputs zero. Modulation is computed per
+/// sample (N rows) and gathered to tokens, which is the per-token modulation of Patch n' Pack at N/L of the cost of
+/// applying the linear layer to every token.
+public final class AdaLNModulation: Module {
+    /// Linear(D, count·D), zero-initialised.
+    public let linear: Linear
+    /// How many vectors of width D it produces (6 in a block, 2 in the final layer).
+    public let count: Int
+
+    /// - Parameters: dimension: D; count: vectors produced.
+    public init(_ dimension: Int, count: Int, generator: RandomGenerator) {
+        linear = Linear(dimension, count * dimension, generator: generator)
+        linear.weight.assign(Tensor.zeros(linear.weight.shape))
+        linear.bias?.assign(Tensor.zeros([count * dimension]))
+        self.count = count
+    }
+
+    /// - Parameters:
+    ///   - conditioning: SiLU(timestep embedding), (N, D), one row per sample.
+    ///   - layout: which sample each token belongs to.
+    /// - Returns: `count` tensors of (1, L, D) (or (1, 1, D) when the pack holds one sample, broadcast by the ops).
+    public func callAsFunction(_ conditioning: Tensor, layout: TokenLayout) -> [Tensor] {
+        let e = linear(conditioning)  // (N, k·D)
+        let perToken =
+            layout.sampleCount == 1
+            ? e.reshape([1, 1, e.shape[1]])  // (1, 1, k·D)
+            : e.indexSelect(axis: 0, indices: layout.tokenSample).unsqueeze(0)  // (1, L, k·D)
+        return perToken.chunked(count, axis: 2)
+    }
+}
+
+/// x·(1 + scale) + shift, the adaLN modulation of normalised tokens.
+@inline(__always) func modulate(_ x: Tensor, shift: Tensor, scale: Tensor) -> Tensor { x * (scale + 1) + shift }
+
+/// One Goku Transformer block (spec §3.3; keys `norm1.linear`, `attn1`, `norm2`, `attn2`, `norm3`, `ff`):
+///
+///     x = x + gate_msa · SelfAttn(LN(x)·(1 + scale_msa) + shift_msa, 3D RoPE on q and k)
+///     x = x + CrossAttn(RMSNorm(x), text)                    — no modulation and no gate, as the reference code
+///     x = x + gate_mlp · FFN(RMSNorm(x)·(1 + scale_mlp) + shift_mlp)
+///
+/// LN is non-affine (ε 1e-6); the two RMSNorms learn a scale.
+///
+/// Zero initialisation: the adaLN linear layer starts at zero, so both gates are 0 and the gated branches vanish; the
+/// cross-attention branch has no gate, so its output projection `attn2.o_proj` starts at zero too (PixArt-α does the
+/// same for its ungated cross-attention). Every block is then exactly the identity at initialisation, and gradients
+/// still reach the zeroed layers (their inputs are not zero), so training moves them first.
+public final class GokuBlock: Module {
+    /// The six modulation vectors (shift, scale, gate for attention and FFN), `norm1.linear`: Linear(D, 6D).
+    @ModuleInfo(key: "norm1") public var adaLNModulation: AdaLNModulation
+    /// Self-attention with QK RMSNorm over the full width and 3D RoPE on q and k.
+    @ModuleInfo(key: "attn1") public var selfAttention: Attention
+    /// RMSNorm (learned scale) before the cross-attention.
+    @ModuleInfo(key: "norm2") public var crossAttentionNorm: RMSNorm
+    /// Cross-attention to the text states (keys and values from `textDimension`).
+    @ModuleInfo(key: "attn2") public var crossAttention: Attention
+    /// RMSNorm (learned scale) before the modulated FFN.
+    @ModuleInfo(key: "norm3") public var ffnNorm: RMSNorm
+    /// Linear(D, 4D) → GELU-tanh → Linear(4D, D) (keys `fc1`, `fc2`).
+    @ModuleInfo(key: "ff") public var ffn: MLP
+    /// ε of the non-affine LayerNorm.
+    public let eps: Double
+    /// Rotate the cross-attention queries (see `GokuConfig.crossAttentionQueryRoPE`).
+    public let crossAttentionQueryRoPE: Bool
+
+    /// - Parameters: config: the architecture; generator: draws the initial weights.
+    public init(_ config: GokuConfig, generator: RandomGenerator) {
+        let d = config.hiddenSize
+        eps = config.normEps
+        crossAttentionQueryRoPE = config.crossAttentionQueryRoPE
+        adaLNModulation = AdaLNModulation(d, count: 6, generator: generator)
+        selfAttention = Attention(d, headCount: config.headCount, qkNorm: config.qkNorm, generator: generator)
+        crossAttentionNorm = RMSNorm(d, eps: config.normEps)
+        crossAttention = Attention(
+            d, headCount: config.headCount, contextDimension: config.textDimension, qkNorm: config.qkNorm,
+            generator: generator)
+        ffnNorm = RMSNorm(d, eps: config.normEps)
+        ffn = MLP(d, hidden: config.ffnDimension, activation: .geluTanh, generator: generator)
+        crossAttention.outputProjection.weight.assign(Tensor.zeros([d, d]))
+    }
+
+    /// - Parameters:
+    ///   - x: visual tokens, (1, L, D).
+    ///   - conditioning: SiLU(timestep embedding), (N, D).
+    ///   - batch: the pack: token layout, text states, RoPE tables and attention masks.
+    /// - Returns: (1, L, D).
+    public func callAsFunction(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
+        let m = adaLNModulation(conditioning, layout: batch.layout)
+        let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
+        let h = modulate(layerNorm(x), shift: shiftMSA, scale: scaleMSA)
+        var x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope)
+        x = x + attendToText(crossAttentionNorm(x), batch: batch)
+        x = x + gateMLP * ffn(modulate(ffnNorm(x), shift: shiftMLP, scale: scaleMLP))
+        return x
+    }
+
+    /// The non-affine LayerNorm ahead of the modulated self-attention.
+    func layerNorm(_ x: Tensor) -> Tensor { Tensor.layerNorm(x, weight: nil, bias: nil, eps: eps) }
+
+    /// Cross-attention of the visual tokens to their own sample's text (keys never rotated; queries as configured).
+    func attendToText(_ h: Tensor, batch: PackedBatch) -> Tensor {
+        crossAttention(
+            h, context: batch.text, mask: batch.crossAttentionMask, rope: crossAttentionQueryRoPE ? batch.rope : nil,
+            ropeOnKeys: false)
+    }
+}
+
+/// The final layer (keys `adaLN_modulation.linear`, `linear`): non-affine LayerNorm, adaLN shift and scale, and a
+/// linear map to pt·ph·pw·outChannels per token. Both linear layers start at zero (adaLN-Zero): the initial model
+/// predicts a zero velocity.
+public final class FinalLayer: Module {
+    /// Shift and scale: Linear(D, 2D), zero-initialised.
+    @ModuleInfo(key: "adaLN_modulation") public var adaLNModulation: AdaLNModulation
+    /// Linear(D, pt·ph·pw·outChannels), zero-initialised.
+    public let linear: Linear
+    /// ε of the LayerNorm.
+    public let eps: Double
+
+    /// - Parameters: config: the architecture; generator: unused by the zero weights, kept for symmetry.
+    public init(_ config: GokuConfig, generator: RandomGenerator) {
+        let d = config.hiddenSize, out = config.patchVolume * config.outChannels
+        eps = config.normEps
+        linear = Linear(d, out, generator: generator)
+        linear.weight.assign(Tensor.zeros(linear.weight.shape))
+        linear.bias?.assign(Tensor.zeros([out]))
+        adaLNModulation = AdaLNModulation(d, count: 2, generator: generator)
+    }
+
+    /// - Parameters: x: (1, L, D); conditioning: (N, D); layout: token ownership. - Returns: (1, L, p·outChannels).
+    public func callAsFunction(_ x: Tensor, conditioning: Tensor, layout: TokenLayout) -> Tensor {
+        let m = adaLNModulation(conditioning, layout: layout)
+        let h = modulate(Tensor.layerNorm(x, weight: nil, bias: nil, eps: eps), shift: m[0], scale: m[1])
+        return linear(h)
+    }
+}
