@@ -49,6 +49,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "TextEncoder", targets: ["TextEncoder"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -62,10 +63,11 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "Optim", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
+        .target(name: "TextEncoder", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "TextEncoder",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -76,6 +78,8 @@ let package = Package(
         .testTarget(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
+        .testTarget(
+            name: "TextEncoderTests", dependencies: ["TextEncoder", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )
