@@ -13,18 +13,29 @@ final class TokenizerTests: XCTestCase {
         ]
     }
 
+    /// Every case against both references. They agree on all but one fuzz string, where transformers' Precompiled
+    /// normaliser replaces a whole grapheme ("１" + U+0327 COMBINING CEDILLA) by the rule of its first character and so
+    /// drops the cedilla; SentencePiece keeps it (as `<unk>`), and so do we: there the sentencepiece ids are the
+    /// reference.
     func testIdsMatchTransformersFromBothFormats() throws {
         let cases = try TextFixtures.cases()
+        XCTAssertGreaterThan(cases.cases.count, 250)
         for (format, tokenizer) in try loadBoth() {
+            var disagreements = 0
             for c in cases.cases {
-                XCTAssertEqual(c.ids, c.sentencepiece_ids, "the two references disagree on \(c.text.debugDescription)")
                 let (ids, mask) = tokenizer.encode(c.text, maxLength: nil, padding: .none)
-                XCTAssertEqual(ids, c.ids, "\(format): \(c.text.debugDescription)")
-                XCTAssertEqual(mask, [Int](repeating: 1, count: c.ids.count))
+                XCTAssertEqual(ids, c.sentencepiece_ids, "\(format): \(c.text.debugDescription)")
+                XCTAssertEqual(mask, [Int](repeating: 1, count: ids.count))
+                guard c.ids == c.sentencepiece_ids else {
+                    disagreements += 1
+                    XCTAssertTrue(c.text.unicodeScalars.contains("\u{0327}"), "unexpected disagreement \(c.text.debugDescription)")
+                    continue
+                }
                 let short = tokenizer.encode(c.text, maxLength: cases.max_length, padding: .maxLength, truncation: true)
                 XCTAssertEqual(short.ids, c.truncated_ids, "\(format) truncated: \(c.text.debugDescription)")
                 XCTAssertEqual(short.attentionMask, c.truncated_mask, "\(format) mask: \(c.text.debugDescription)")
             }
+            XCTAssertEqual(disagreements, 1)
         }
     }
 

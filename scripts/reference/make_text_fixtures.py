@@ -20,6 +20,8 @@ tokenizer/tokenizer.json, tokenizer/tokenizer_config.json
     then `save_pretrained`): the Hugging Face Unigram model (the 400 pieces plus 100 <extra_id_N> tokens), the
     Precompiled normaliser (the charsmap of spiece.model), WhitespaceSplit + Metaspace pre-tokeniser, </s> template.
 tokenizer_cases.json
+    Cases: the hand-written TEST_TEXTS below, the first 150 lines of the training corpus, and 120 seeded random
+    strings over awkward characters (fuzz_texts). Format:
     {"max_length": 16, "cases": [{"text", "ids", "sentencepiece_ids", "truncated_ids", "truncated_mask"}]}:
     `ids` from transformers' tokenizer (`tok(text).input_ids`, </s> appended, no truncation); `sentencepiece_ids`
     from the sentencepiece library (`sp.encode(text) + [1]`), recorded to show where the two reference
@@ -84,6 +86,23 @@ TEST_TEXTS = [
 ]
 
 
+def fuzz_texts(count=120, seed=5):
+    """Seeded random strings over a pool of awkward characters: spaces of every kind, control characters, accents
+    precomposed and combining, full-width and ligature forms, CJK, emoji with joiners and modifiers."""
+    import random
+
+    rng = random.Random(seed)
+    pool = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()[]/")
+            + [" "] * 12 + ["\t", "\n", "\r", "\u3000", "\u00a0", "\u2009", "\u200b", "\u00ad", "\u0007", "\ufeff"]
+            + list("éèêëàâäîïôöûüçñÉÀÇ") + ["e\u0301", "a\u0308", "\u0301", "\u0327"]
+            + list("ＡＢＣａｂｃ０１２ﬁﬂ①½²™…") + list("東京北京日本の字") + ["🍕", "👍🏽", "👩\u200d💻", "🇯🇵", "❤️"])
+    out = []
+    for _ in range(count):
+        n = rng.randint(1, 24)
+        out.append("".join(rng.choice(pool) for _ in range(n)))
+    return out
+
+
 def train_tokenizer(folder):
     model = io.BytesIO()
     with open(CORPUS, encoding="utf-8") as f:
@@ -111,7 +130,9 @@ def make_tokenizer_fixtures():
     sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "spiece.model"))
     max_length = 16
     cases = []
-    for text in TEST_TEXTS:
+    with open(CORPUS, encoding="utf-8") as f:
+        corpus = [line.rstrip("\n") for line in f]
+    for text in TEST_TEXTS + corpus[:150] + fuzz_texts():
         ids = tok(text).input_ids
         short = tok(text, max_length=max_length, padding="max_length", truncation=True)
         case = {"text": text, "ids": ids, "sentencepiece_ids": sp.encode(text) + [1],
