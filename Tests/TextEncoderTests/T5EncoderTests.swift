@@ -123,3 +123,30 @@ final class T5EncoderTests: XCTestCase {
         }
     }
 }
+
+/// Tokenizer and encoder loaded from one folder, against transformers' tokenizer + `T5EncoderModel`.
+final class T5TextEncoderTests: XCTestCase {
+    func testPipelineMatchesTransformersFromEitherTokenizerFile() throws {
+        let io = try Fixture.load("t5_pipeline_io", target: "TextEncoderTests")
+        let prompts = ["A café with 3 red circles  moving right!", "a tiny green star", "東京 ☃ emoji 🍕"]
+        let expectedIDs = io.tensor("input_ids").scalars.map { Int($0) }
+        let expectedMask = io.tensor("attention_mask").scalars.map { Int($0) }
+        for tokenizerFile in ["tokenizer.json", "spiece.model"] {
+            let folder = try TextFixtures.temporaryFolder()
+            let model = TextFixtures.folder.appendingPathComponent("t5_pipeline")
+            for name in ["config.json", "model.safetensors"] {
+                try FileManager.default.copyItem(
+                    at: model.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+            }
+            try FileManager.default.copyItem(
+                at: TextFixtures.folder.appendingPathComponent("tokenizer").appendingPathComponent(tokenizerFile),
+                to: folder.appendingPathComponent(tokenizerFile))
+            let encoder = try T5TextEncoder.load(from: folder, maxLength: 20)
+            let batch = encoder.tokenizer.encodeBatch(prompts, maxLength: 20)
+            XCTAssertEqual(batch.ids.flatMap { $0 }, expectedIDs, tokenizerFile)
+            let (hidden, mask) = encoder.encode(prompts)
+            XCTAssertEqual(mask.flatMap { $0 }, expectedMask, tokenizerFile)
+            expectClose(hidden, io.tensor("last_hidden_state"), rtol: 1e-4, atol: 1e-4, tokenizerFile)
+        }
+    }
+}

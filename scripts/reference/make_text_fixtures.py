@@ -41,6 +41,12 @@ t5_relu_io.safetensors
     in a two-shard checkpoint whose index maps every key; the embedding is stored under `encoder.embed_tokens.weight`
     only. last_hidden_state is computed with the bfloat16-rounded weights in float32 (so a float32 load of the BF16
     file must reproduce it).
+t5_pipeline/ (config.json, model.safetensors), t5_pipeline_io.safetensors
+    End to end: a random gated-GELU encoder (d_model 16, d_kv 4, 4 heads, d_ff 32, 2 layers, vocab 512 >= the
+    tokenizer's 500 ids, torch default T5 init, seed 13) used with tokenizer/ above. The test copies a tokenizer file
+    into a temporary folder with these files. io: the three PIPELINE_PROMPTS tokenised by transformers with
+    max_length 20, padding "max_length", truncation -> input_ids (3, 20), attention_mask (3, 20) as float32, and
+    last_hidden_state (3, 20, 16).
 """
 import io
 import json
@@ -215,10 +221,37 @@ def make_encoder_fixtures():
               os.path.join(OUT, "t5_relu_io.safetensors"))
 
 
+PIPELINE_PROMPTS = ["A café with 3 red circles  moving right!", "a tiny green star", "東京 ☃ emoji 🍕"]
+
+
+def make_pipeline_fixture():
+    """Tokenizer + encoder end to end: the fixture tokenizer and a random gated-GELU encoder whose vocabulary covers it."""
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    tok = T5Tokenizer.from_pretrained(os.path.join(OUT, "tokenizer"))
+    config = T5Config(
+        vocab_size=512, d_model=16, d_kv=4, num_heads=4, d_ff=32, num_layers=2, relative_attention_num_buckets=8,
+        relative_attention_max_distance=16, feed_forward_proj="gated-gelu", dropout_rate=0.0)
+    torch.manual_seed(13)
+    model = T5EncoderModel(config).eval()
+    enc = tok(PIPELINE_PROMPTS, max_length=20, padding="max_length", truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+    folder = os.path.join(OUT, "t5_pipeline")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    config.save_pretrained(folder)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
+    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    save_file({"input_ids": enc.input_ids.float(), "attention_mask": enc.attention_mask.float(),
+               "last_hidden_state": out.contiguous()}, os.path.join(OUT, "t5_pipeline_io.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     make_tokenizer_fixtures()
     make_encoder_fixtures()
+    make_pipeline_fixture()
     total = 0
     for dirpath, _, files in os.walk(OUT):
         for name in sorted(files):
