@@ -41,7 +41,7 @@ public struct T5Config: Codable, Equatable, Sendable {
         case denseActFn = "dense_act_fn", isGatedAct = "is_gated_act"
     }
 
-    /// A configuration; `denseActFn` and `isGatedAct` are derived from `feedForwardProj`.
+    /// A configuration (`isGated` and `activation` are derived from `feedForwardProj`).
     public init(
         dModel: Int, dKV: Int, dFF: Int, numLayers: Int, numHeads: Int, relativeAttentionNumBuckets: Int = 32,
         relativeAttentionMaxDistance: Int = 128, feedForwardProj: String = "gated-gelu", layerNormEpsilon: Double = 1e-6,
@@ -57,10 +57,10 @@ public struct T5Config: Codable, Equatable, Sendable {
         self.feedForwardProj = feedForwardProj
         self.layerNormEpsilon = layerNormEpsilon
         self.vocabSize = vocabSize
-        if let parsed = try? Self.parse(feedForwardProj) {
-            denseActFn = parsed.activation.rawValue
-            isGatedAct = parsed.gated
-        }
+        // `dense_act_fn` / `is_gated_act` stay nil: they are derived from `feed_forward_proj`, and only checked
+        // against it when a config.json carries them (so changing `feedForwardProj` on a preset stays consistent).
+        denseActFn = nil
+        isGatedAct = nil
     }
 
     /// google/flan-t5-xl (the text encoder Goku uses): 2048 wide, 24 layers, 32 heads of 64, d_ff 5120, gated GELU.

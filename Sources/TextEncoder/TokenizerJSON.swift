@@ -73,20 +73,23 @@ public struct TokenizerJSON: Sendable {
 
         var spec = NormalizerSpec()
         spec.name = "tokenizer.json"
-        spec.precompiledCharsmap = try Self.charsmap(root["normalizer"], field: "normalizer", fail: fail)
-        // Without a WhitespaceSplit, spaces survive as pieces: the collapse and strip of SentencePiece are off.
+        var collapses = false
+        spec.precompiledCharsmap = try Self.charsmap(
+            root["normalizer"], field: "normalizer", collapses: &collapses, fail: fail)
+        // SentencePiece's strip-and-collapse is what WhitespaceSplit (current conversions) or a Replace " {2,}" → " "
+        // (older ones) stand for; with neither, spaces survive as pieces and it is off.
         var sawSplit = false
         var sawMetaspace = false
         try Self.preTokenizer(
             root["pre_tokenizer"], field: "pre_tokenizer", split: &sawSplit, metaspace: &sawMetaspace, spec: &spec,
             fail: fail)
         guard sawMetaspace else { throw fail("pre_tokenizer", "no Metaspace pre-tokenizer (needed for ▁)") }
-        spec.removeExtraWhitespaces = sawSplit || spec.removeExtraWhitespaces
+        spec.removeExtraWhitespaces = sawSplit || collapses
         normalizer = spec
     }
 
     private static func charsmap(
-        _ value: Any?, field: String, fail: (String, String) -> TokenizerError
+        _ value: Any?, field: String, collapses: inout Bool, fail: (String, String) -> TokenizerError
     ) throws -> [UInt8] {
         guard let value, !(value is NSNull) else { return [] }
         guard let object = value as? [String: Any], let type = object["type"] as? String else {
@@ -101,7 +104,7 @@ public struct TokenizerJSON: Sendable {
         case "Sequence":
             var result: [UInt8] = []
             for (i, item) in ((object["normalizers"] as? [Any]) ?? []).enumerated() {
-                let inner = try charsmap(item, field: "\(field).normalizers[\(i)]", fail: fail)
+                let inner = try charsmap(item, field: "\(field).normalizers[\(i)]", collapses: &collapses, fail: fail)
                 if !inner.isEmpty {
                     guard result.isEmpty else { throw fail(field, "more than one Precompiled normalizer") }
                     result = inner
@@ -115,6 +118,7 @@ public struct TokenizerJSON: Sendable {
             guard pattern == " {2,}", object["content"] as? String == " " else {
                 throw fail(field, "Replace other than ' {2,}' → ' ' is not supported")
             }
+            collapses = true
             return []
         case "Strip":
             return []
@@ -153,7 +157,6 @@ public struct TokenizerJSON: Sendable {
                 spec.addDummyPrefix = add
             }
             // Metaspace's own `split` makes each ▁-word a unit; pieces never span ▁ inside, so it changes nothing.
-            spec.removeExtraWhitespaces = false
         default:
             throw fail(field + ".type", "pre-tokenizer '\(type)' is not supported")
         }

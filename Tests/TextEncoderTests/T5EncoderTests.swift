@@ -97,7 +97,12 @@ final class T5EncoderTests: XCTestCase {
         c = .tiny
         c.isGatedAct = false
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("is_gated_act"), "\($0)") }
-        XCTAssertEqual(T5Config.flanT5XL.denseActFn, "gelu_new")
+        XCTAssertEqual(T5Config.flanT5XL.activation, .geluNew)
+        XCTAssertTrue(T5Config.flanT5XL.isGated)
+        c = .tiny
+        c.feedForwardProj = "relu"
+        XCTAssertNoThrow(try c.validate())
+        XCTAssertFalse(c.isGated)
         XCTAssertNoThrow(try T5Config.flanT5XL.validate())
     }
 

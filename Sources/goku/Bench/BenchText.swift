@@ -18,17 +18,21 @@ struct BenchText: ParsableCommand {
     @Option(help: "Encoder layers (default 24 as Flan-T5-XL; --quick uses 2).")
     var layers: Int?
 
-    @Option(help: "Batch size × sequence length of the encoder input.")
+    @Option(help: "Batch size of the encoder input.")
     var batch: Int = 2
 
     @Option(help: "Sequence length of the encoder input.")
     var length: Int = 64
 
+    @Option(help: "Which parts to run: tokenizer, encoder (comma separated).")
+    var only: String = "tokenizer,encoder"
+
     func run() throws {
+        let parts = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let threadCounts = options.threads.map { [$0] } ?? [1, 2]
         print("goku bench text — threads \(threadCounts); BLAS: \(Parallel.blasDescription)")
-        try benchTokenizer(threadCounts)
-        benchEncoder(threadCounts)
+        if parts.contains("tokenizer") { try benchTokenizer(threadCounts) }
+        if parts.contains("encoder") { benchEncoder(threadCounts) }
     }
 
     /// Shapes-like captions, deterministic.
