@@ -79,6 +79,25 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(batch.ids[0].last, tokenizer.padID)
     }
 
+    /// Older transformers conversions: normalizer Sequence [Precompiled, Replace " {2,}" → " "], pre-tokenizer a lone
+    /// Metaspace with `add_prefix_space`. Same ids.
+    func testOlderTokenizerJSONLayoutGivesTheSameIds() throws {
+        var json = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Self.tokenizerFolder.appendingPathComponent("tokenizer.json"))) as! [String: Any]
+        let precompiled = json["normalizer"]!
+        json["normalizer"] = [
+            "type": "Sequence",
+            "normalizers": [precompiled, ["type": "Replace", "pattern": ["Regex": " {2,}"], "content": " "]],
+        ]
+        json["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁", "add_prefix_space": true]
+        let url = try TextFixtures.temporaryFolder().appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let old = try T5Tokenizer(tokenizerJSON: url)
+        for c in try TextFixtures.cases().cases {
+            XCTAssertEqual(old.encode(c.text).ids, c.sentencepiece_ids, c.text.debugDescription)
+        }
+    }
+
     func testMissingVocabularyNamesTheFolder() throws {
         let empty = try TextFixtures.temporaryFolder()
         XCTAssertThrowsError(try T5Tokenizer(folder: empty)) { error in
