@@ -30,6 +30,23 @@ final class T5EncoderTests: XCTestCase {
     /// BF16 weights in two shards, embedding stored as `encoder.embed_tokens.weight`, ReLU feed-forward.
     func testReluBF16ShardedMatchesTransformers() throws { try checkParity("t5_relu") }
 
+    /// F16 weights load as float32: the same as rounding the float32 weights to half precision in memory.
+    func testFloat16WeightsLoad() throws {
+        let source = TextFixtures.folder.appendingPathComponent("t5_gated")
+        let folder = try TextFixtures.temporaryFolder()
+        try FileManager.default.copyItem(
+            at: source.appendingPathComponent("config.json"), to: folder.appendingPathComponent("config.json"))
+        let weights = try StateDict.loadTensors(from: source)
+        try SafeTensors.write(weights, as: .float16, to: folder.appendingPathComponent("model.safetensors"))
+        let half = try T5EncoderModel.load(from: folder)
+        let rounded = try T5EncoderModel.load(from: source)
+        for (_, p) in rounded.namedParameters() { p.assign(p.to(.float16).to(.float32)) }
+        let ids = [[5, 6, 7, 8, 1], [9, 10, 1, 0, 0]], mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+        let a = Autograd.inference { half.encode(ids: ids, attentionMask: mask) }
+        let b = Autograd.inference { rounded.encode(ids: ids, attentionMask: mask) }
+        expectClose(a, b, rtol: 1e-6, atol: 1e-6, "F16 load")
+    }
+
     func testKeysAreHuggingFaceNames() throws {
         let model = T5EncoderModel(config: .tiny)
         let keys = Set(model.namedParameters().map(\.key))
