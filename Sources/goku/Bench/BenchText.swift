@@ -97,14 +97,18 @@ struct BenchText: ParsableCommand {
         let a = Tensor.randn([b * l, config.dModel], generator: g), w = Tensor.randn([config.dModel, config.dFF], generator: g)
         let c = Tensor.zeros([b * l, config.dFF])
         let runs = options.quick ? 3 : 2
+        // Every thread count must give the first one's output (up to GEMM rounding), and finite values.
+        var reference: [Float] = []
         for threads in threadCounts {
             Parallel.threadCount = threads
-            var first: [Float] = []
+            var output: [Float] = []
             let seconds = BenchHarness.median(minRuns: runs, minSeconds: 0) {
-                let out = Autograd.inference { model.encode(ids: ids, attentionMask: mask) }
-                if first.isEmpty { first = Array(out.scalars.prefix(64)) }
-                precondition(out.scalars.allSatisfy(\.isFinite), "encoder output is not finite")
+                output = Autograd.inference { model.encode(ids: ids, attentionMask: mask) }.scalars
             }
+            precondition(output.allSatisfy(\.isFinite), "encoder output is not finite")
+            if reference.isEmpty { reference = output }
+            let worst = zip(output, reference).map { abs($0 - $1) }.max() ?? 0
+            precondition(worst <= 1e-3, "encoder output at \(threads) threads differs from the first run by \(worst)")
             let raw = BenchHarness.median(minRuns: 3, minSeconds: 0.2) {
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(b * l), Int32(config.dFF), Int32(config.dModel), 1,
