@@ -52,6 +52,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "GokuModel", targets: ["GokuModel"]),
         .library(name: "RectifiedFlow", targets: ["RectifiedFlow"]),
+        .library(name: "TextEncoder", targets: ["TextEncoder"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -69,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "GokuModel",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "GokuModel", "TextEncoder",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -88,6 +89,9 @@ let package = Package(
             dependencies: ["GokuModel", "RectifiedFlow", "Optim", "NN", "Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(name: "RectifiedFlowTests", dependencies: ["RectifiedFlow", "TestSupport"]),
+        .target(name: "TextEncoder", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
+        .testTarget(
+            name: "TextEncoderTests", dependencies: ["TextEncoder", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )
