@@ -76,6 +76,11 @@ let package = Package(
         .testTarget(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Media", dependencies: ["TensorCore", "CZlib"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )
