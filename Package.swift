@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "Media", "ShapesDataset",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -81,6 +81,8 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Media", dependencies: ["TensorCore", "CZlib"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
+        .target(name: "ShapesDataset", dependencies: ["TensorCore", "Media"]),
+        .testTarget(name: "ShapesDatasetTests", dependencies: ["ShapesDataset", "Media", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
