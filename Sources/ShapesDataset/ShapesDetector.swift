@@ -5,15 +5,15 @@ import TensorCore
 public struct DetectedObject: Codable, Hashable, Sendable {
     /// Colour by hue (white by low saturation).
     public var color: ShapeColor
-    /// Shape by fill ratio and the top-to-bottom width profile.
+    /// Shape by the best-matching template.
     public var shape: ShapeKind
-    /// Size class by bounding-box extent.
+    /// Size class by extent.
     public var size: ShapeSize
     /// Centroid `[x, y]` in pixels.
     public var center: [Double]
     /// Pixels in the component.
     public var area: Int
-    /// Bounding-box extent as a fraction of the frame's shorter side.
+    /// Extent (√(area / fill ratio of the shape)) as a fraction of the frame's shorter side.
     public var extent: Double
 }
 
@@ -25,14 +25,14 @@ public struct DetectedObject: Codable, Hashable, Sendable {
 /// area are dropped as specks. Each component is measured:
 /// - **colour**: the mean RGB of its core pixels (brightest channel > 0.6) → HSV; saturation < 0.35 is white, else the
 ///   palette colour of nearest hue (the hues of `ShapeColor.rgb`);
-/// - **shape**: a triangle's rows widen from top to bottom, so the mean row width of the top third below half that of
-///   the bottom third means triangle; otherwise a square fills its bounding box's corners and a disc does not (a
-///   corner pixel's centre is √2 radii from the disc's centre), so three or four of the four corner pixels in the
-///   component, or a fill ratio of the box of at least 0.93 (square 1, disc π/4 ≈ 0.79) for squares whose corners
-///   are rounded off, means square; anything else is a circle;
-/// - **size**: the mean bounding-box side over the frame's shorter side, small below √(0.15·0.25) ≈ 0.194 (the
-///   geometric mean of the two sizes);
-/// - **position**: the centroid.
+/// - **shape**: template matching by fill ratio, on a soft mask (brightness over the object's peak, in its box grown
+///   by 2 pixels): for each shape, the template with the mask's mass (so its extent is √(mass / fill ratio), fill
+///   ratios 1, π/4 and ½) centred on the mask's centroid, sharp or blurred by a few Gaussian widths; the shape of the
+///   template of largest soft intersection over union wins. Unlike thresholds on the bounding box's fill ratio or
+///   its corner pixels, this stays right when edges are soft or grainy (a test blurs and adds noise);
+/// - **size**: the extent √(mass / fill ratio) of the detected shape over the frame's shorter side, small below
+///   √(0.15·0.25) ≈ 0.194 (the geometric mean of the two sizes);
+/// - **position**: the centroid of the soft mask.
 /// Motion compares the first and last frames: the area-weighted centroid of all detected objects moves, as a
 /// fraction of the frame, less than 0.1 (a third of `Motion.travel`) for static, else in the direction of its larger
 /// component.
@@ -138,7 +138,7 @@ public enum ShapesDetector {
         let smallTriangle = 0.5 * pow(ShapeSize.small.extent * u, 2)
         let minimumArea = max(3, Int(0.25 * smallTriangle))
         var label = [Int32](repeating: -1, count: w * h)
-        var objects: [DetectedObject] = []
+        var components: [(Int32, [Int])] = []
         var stack: [Int] = []
         var next: Int32 = 0
         for start in 0..<(w * h) where label[start] < 0 && frame.brightness(start) > foregroundThreshold {
@@ -158,22 +158,101 @@ public enum ShapesDetector {
                 }
             }
             next += 1
-            guard pixels.count >= minimumArea else { continue }
-            objects.append(measure(pixels, frame: frame, u: u))
+            if pixels.count >= minimumArea { components.append((next - 1, pixels)) }
         }
-        return objects
+        // Measure once every component is labelled, so each one's soft surroundings exclude its neighbours.
+        return components.map { measure($0.1, id: $0.0, labels: label, frame: frame, u: u) }
     }
 
-    static func measure(_ pixels: [Int], frame: Frame, u: Double) -> DetectedObject {
-        let w = frame.width
+    /// A component's soft mask: coverage `clamp(brightness / peak, 0, 1)` of the pixels of its bounding box grown by
+    /// 2 pixels that belong to it or to no component, with `peak` the mean brightness of its brightest quarter.
+    struct SoftMask {
+        let x0: Int, y0: Int, width: Int, height: Int
+        var coverage: [Double]
+        var mass: Double { coverage.reduce(0, +) }
+
+        var centroid: (Double, Double) {
+            var sx = 0.0, sy = 0.0, m = 0.0
+            for (i, c) in coverage.enumerated() {
+                sx += c * (Double(x0 + i % width) + 0.5)
+                sy += c * (Double(y0 + i / width) + 0.5)
+                m += c
+            }
+            return (sx / m, sy / m)
+        }
+    }
+
+    /// Soft intersection over union of the mask with each shape's template, the template having the mask's mass
+    /// (extent √(mass / fill ratio)) and centroid (a triangle's centroid is e/6 below its box centre), drawn with the
+    /// renderer's 4×4 supersampling and then blurred by each of `templateBlurs` (Gaussian σ in pixels, so that soft
+    /// edges, as decoders make them, are compared with equally soft templates). Returns the shape of the best pair.
+    static func bestTemplate(_ mask: SoftMask) -> ShapeKind {
+        let (cx, cy) = mask.centroid
+        let n = ShapesRenderer.samplesPerSide
+        var best = ShapeKind.circle, bestIoU = -1.0
+        for shape in ShapeKind.allCases {
+            let e = (mask.mass / shape.fillRatio).squareRoot(), half = e / 2
+            let ty = cy - (shape == .triangle ? e / 6 : 0)
+            var template = [Double](repeating: 0, count: mask.coverage.count)
+            for i in template.indices {
+                let x = Double(mask.x0 + i % mask.width), y = Double(mask.y0 + i / mask.width)
+                var inside = 0
+                for j in 0..<n {
+                    for k in 0..<n {
+                        let px = x + (Double(k) + 0.5) / Double(n) - cx, py = y + (Double(j) + 0.5) / Double(n) - ty
+                        if ShapesRenderer.contains(shape, px, py, half: half) { inside += 1 }
+                    }
+                }
+                template[i] = Double(inside) / Double(n * n)
+            }
+            for sigma in templateBlurs {
+                let t = sigma > 0 ? gaussianBlur(template, width: mask.width, height: mask.height, sigma: sigma) : template
+                var intersection = 0.0, union = 0.0
+                for (c, v) in zip(mask.coverage, t) {
+                    intersection += min(c, v)
+                    union += max(c, v)
+                }
+                let iou = union > 0 ? intersection / union : 0
+                if iou > bestIoU { bestIoU = iou; best = shape }
+            }
+        }
+        return best
+    }
+
+    /// Blurs tried on the templates (Gaussian σ in pixels; 0 is the sharp template).
+    public static let templateBlurs: [Double] = [0, 0.5, 0.8, 1.1]
+
+    /// A separable Gaussian blur (radius ⌈3σ⌉, edges clamped).
+    static func gaussianBlur(_ values: [Double], width: Int, height: Int, sigma: Double) -> [Double] {
+        let r = Int((3 * sigma).rounded(.up))
+        var kernel = (-r...r).map { exp(-Double($0 * $0) / (2 * sigma * sigma)) }
+        let total = kernel.reduce(0, +)
+        kernel = kernel.map { $0 / total }
+        var rows = [Double](repeating: 0, count: values.count), out = rows
+        for y in 0..<height {
+            for x in 0..<width {
+                var s = 0.0
+                for k in -r...r { s += kernel[k + r] * values[y * width + min(width - 1, max(0, x + k))] }
+                rows[y * width + x] = s
+            }
+        }
+        for y in 0..<height {
+            for x in 0..<width {
+                var s = 0.0
+                for k in -r...r { s += kernel[k + r] * rows[min(height - 1, max(0, y + k)) * width + x] }
+                out[y * width + x] = s
+            }
+        }
+        return out
+    }
+
+    static func measure(_ pixels: [Int], id: Int32, labels: [Int32], frame: Frame, u: Double) -> DetectedObject {
+        let (w, h) = (frame.width, frame.height)
         var minX = Int.max, maxX = Int.min, minY = Int.max, maxY = Int.min
-        var sx = 0.0, sy = 0.0
         var core = (0.0, 0.0, 0.0, 0), all = (0.0, 0.0, 0.0)
         for p in pixels {
             let x = p % w, y = p / w
             minX = min(minX, x); maxX = max(maxX, x); minY = min(minY, y); maxY = max(maxY, y)
-            sx += Double(x) + 0.5
-            sy += Double(y) + 0.5
             let (r, g, b) = (Double(frame.r[p]), Double(frame.g[p]), Double(frame.b[p]))
             all = (all.0 + r, all.1 + g, all.2 + b)
             if frame.brightness(p) > coreThreshold { core = (core.0 + r, core.1 + g, core.2 + b, core.3 + 1) }
@@ -183,25 +262,23 @@ public enum ShapesDetector {
             core.3 > 0
             ? classifyColor(core.0 / Double(core.3), core.1 / Double(core.3), core.2 / Double(core.3))
             : classifyColor(all.0 / n, all.1 / n, all.2 / n)
-        let bw = maxX - minX + 1, bh = maxY - minY + 1
-        // Row widths for the top-to-bottom profile.
-        var rowWidth = [Int](repeating: 0, count: bh)
-        for p in pixels { rowWidth[p / w - minY] += 1 }
-        let third = max(1, bh / 3)
-        let top = Double(rowWidth[0..<third].reduce(0, +)) / Double(third)
-        let bottom = Double(rowWidth[(bh - third)...].reduce(0, +)) / Double(third)
-        let fill = n / Double(bw * bh)
-        let shape: ShapeKind
-        let members = Set(pixels)
-        let corners = [minY * w + minX, minY * w + maxX, maxY * w + minX, maxY * w + maxX].filter(members.contains).count
-        if bh >= 3 && top < 0.5 * bottom {
-            shape = .triangle
-        } else {
-            shape = corners >= 3 || fill >= 0.93 ? .square : .circle
+        let brightest = pixels.map { Double(frame.brightness($0)) }.sorted(by: >)
+        let quarter = brightest.prefix(max(1, brightest.count / 4))
+        let peak = quarter.reduce(0, +) / Double(quarter.count)
+        let x0 = max(0, minX - 2), x1 = min(w - 1, maxX + 2), y0 = max(0, minY - 2), y1 = min(h - 1, maxY + 2)
+        var mask = SoftMask(x0: x0, y0: y0, width: x1 - x0 + 1, height: y1 - y0 + 1, coverage: [])
+        for y in y0...y1 {
+            for x in x0...x1 {
+                let p = y * w + x
+                let mine = labels[p] == id || labels[p] < 0
+                mask.coverage.append(mine ? min(1, max(0, Double(frame.brightness(p)) / peak)) : 0)
+            }
         }
-        let extent = Double(bw + bh) / 2 / u
+        let shape = bestTemplate(mask)
+        let extent = (mask.mass / shape.fillRatio).squareRoot() / u
         let size: ShapeSize = extent < (ShapeSize.small.extent * ShapeSize.large.extent).squareRoot() ? .small : .large
+        let center = mask.centroid
         return DetectedObject(
-            color: colour, shape: shape, size: size, center: [sx / n, sy / n], area: pixels.count, extent: extent)
+            color: colour, shape: shape, size: size, center: [center.0, center.1], area: pixels.count, extent: extent)
     }
 }

@@ -95,3 +95,50 @@ final class ShapesDetectorTests: XCTestCase {
         XCTAssertFalse(ShapesJudgement(video: s.video, attributes: claim).count)
     }
 }
+
+/// The detector on degraded renders: what generated clips look like (soft edges, grain).
+final class ShapesDetectorRobustnessTests: XCTestCase {
+    /// A 3×3 box blur of every frame plus Gaussian grain of standard deviation `grain` (on the [-1, 1] scale).
+    func degrade(_ video: Tensor, grain: Float, generator: RandomGenerator) -> Tensor {
+        let (t, h, w) = (video.shape[1], video.shape[2], video.shape[3])
+        let v = video.scalars
+        var out = v
+        for c in 0..<3 {
+            for f in 0..<t {
+                let base = (c * t + f) * h * w
+                for y in 0..<h {
+                    for x in 0..<w {
+                        var s: Float = 0, n: Float = 0
+                        for yy in max(0, y - 1)...min(h - 1, y + 1) {
+                            for xx in max(0, x - 1)...min(w - 1, x + 1) { s += v[base + yy * w + xx]; n += 1 }
+                        }
+                        out[base + y * w + x] = s / n
+                    }
+                }
+            }
+        }
+        let noise = Tensor.randn(video.shape, std: grain, generator: generator)
+        return (Tensor(shape: video.shape, scalars: out) + noise).clamp(min: -1, max: 1)
+    }
+
+    func testBlurAndGrain() throws {
+        let g = try ShapesGenerator(seed: 21, width: 64, height: 64, frames: 9, imageFraction: 0.25, split: .all)
+        let rng = RandomGenerator(seed: 1)
+        var score = ShapesScore()
+        for i in 0..<120 {
+            let s = g.sample(at: i)
+            let degraded = degrade(s.video, grain: 0.1, generator: rng)
+            let judgement = ShapesJudgement(video: degraded, attributes: s.attributes)
+            if !judgement.shape {
+                let found = ShapesDetector.detect(degraded, frame: degraded.shape[1] / 2).map { "\($0.size) \($0.shape)" }
+                print("degraded \"\(s.caption)\": found \(found)")
+            }
+            score.add(judgement)
+        }
+        print("blur + grain 0.1, 64x64x9: \(score.summary)")
+        for category in ShapesScore.categories {
+            XCTAssertGreaterThanOrEqual(score.accuracy(category) ?? 0, 0.97, category)
+        }
+        XCTAssertGreaterThan(score.meanFlicker, 0.02)
+    }
+}
