@@ -40,7 +40,22 @@ public enum ShapeKind: String, Codable, CaseIterable, Sendable {
 /// Green and cyan are slightly darker than full intensity and blue slightly lighter so the hues look evenly bright;
 /// every colour's brightest channel is at least 210, far above the black background.
 public enum ShapeColor: String, Codable, CaseIterable, Sendable {
-    case red, orange, yellow, green, cyan, blue, purple, white
+    /// 255, 0, 0.
+    case red
+    /// 255, 128, 0.
+    case orange
+    /// 255, 255, 0.
+    case yellow
+    /// 0, 210, 0.
+    case green
+    /// 0, 230, 230.
+    case cyan
+    /// 0, 70, 255.
+    case blue
+    /// 170, 0, 255.
+    case purple
+    /// 255, 255, 255.
+    case white
 
     /// The colour's 8-bit RGB value.
     public var rgb: (red: UInt8, green: UInt8, blue: UInt8) {
@@ -71,7 +86,16 @@ public enum ShapeSize: String, Codable, CaseIterable, Sendable {
 
 /// How every object of a scene moves: not at all, or all together in one direction at a steady speed.
 public enum Motion: String, Codable, CaseIterable, Sendable {
-    case `static`, left, right, up, down
+    /// Not moving.
+    case `static`
+    /// Moving towards the left edge.
+    case left
+    /// Moving towards the right edge.
+    case right
+    /// Moving towards the top edge.
+    case up
+    /// Moving towards the bottom edge.
+    case down
 
     /// The direction as a unit step in image coordinates (x right, y down).
     public var direction: (x: Double, y: Double) {
@@ -91,7 +115,14 @@ public enum Motion: String, Codable, CaseIterable, Sendable {
 
 /// Where the first object of a pair sits relative to the second.
 public enum Relation: String, Codable, CaseIterable, Sendable {
-    case leftOf = "left of", rightOf = "right of", above, below
+    /// "to the left of": the first object's centre is left of the second's, further apart across than along.
+    case leftOf = "left of"
+    /// "to the right of".
+    case rightOf = "right of"
+    /// "above": the first object's centre is higher.
+    case above
+    /// "below".
+    case below
 
     /// The caption words: "to the left of", "to the right of", "above", "below".
     public var phrase: String {

@@ -59,3 +59,29 @@ final class MediaDatasetTests: XCTestCase {
         XCTAssertThrowsError(try dataset.load(0)) { XCTAssertTrue("\($0)".contains("decodes to"), "\($0)") }
     }
 }
+
+/// Prompt files: written, read back, and rejected when inconsistent.
+final class ShapesPromptFileTests: XCTestCase {
+    func testRoundTripAndErrors() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("prompts-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let prompts = ShapesPromptSet.sample(count: 30, seed: 2, videoFraction: 0.5).map {
+            ShapesPrompt(attributes: $0.attributes, video: $0.isVideo)
+        }
+        try ShapesPromptFile.write(prompts, to: url)
+        XCTAssertEqual(try ShapesPromptFile.read(url), prompts)
+        // Caption only: parsed with the grammar; video defaults to true.
+        try Data(#"{"caption":"two small blue squares moving up"}"#.utf8).write(to: url)
+        let parsed = try ShapesPromptFile.read(url)
+        XCTAssertEqual(parsed.first?.attributes.count, 2)
+        XCTAssertEqual(parsed.first?.video, true)
+        for bad in [
+            #"{"caption":"two small blue squares moving sideways"}"#,
+            #"{"caption":"a small red circle","attributes":{"objects":[{"shape":"square","color":"red","size":"small"}],"motion":"static"}}"#,
+            #"{"caption":"a small red circle moving up","video":false}"#,
+        ] {
+            try Data(("\n" + bad + "\n").utf8).write(to: url)
+            XCTAssertThrowsError(try ShapesPromptFile.read(url)) { XCTAssertTrue("\($0)".contains(":2:"), "\($0)") }
+        }
+    }
+}
