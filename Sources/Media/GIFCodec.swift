@@ -119,7 +119,8 @@ public enum GIFCodec {
                 disposal = 0
             default:
                 throw MediaError.corrupt(
-                    file: file, reason: "unknown block 0x\(String(introducer, radix: 16)) at byte \(reader.position - 1)")
+                    file: file,
+                    reason: "unknown block 0x\(String(introducer, radix: 16)) at byte \(reader.position - 1)")
             }
         }
     }
@@ -150,7 +151,9 @@ public enum GIFCodec {
     // MARK: - Encode
 
     /// Encodes equally sized frames as an animated GIF that loops forever, each shown for `delay` centiseconds.
-    public static func encode(_ frames: [RGBImage], delay: Int, palette: Palette = .automatic(dithering: true)) -> [UInt8] {
+    public static func encode(_ frames: [RGBImage], delay: Int, palette: Palette = .automatic(dithering: true))
+        -> [UInt8]
+    {
         precondition(!frames.isEmpty, "GIFCodec.encode: no frames")
         let (width, height) = (frames[0].width, frames[0].height)
         precondition(frames.allSatisfy { $0.width == width && $0.height == height }, "GIFCodec.encode: sizes differ")

@@ -29,7 +29,8 @@ public enum ImageFile {
     /// Writes 8-bit RGB as a PNG file.
     public static func write(_ image: RGBImage, to url: URL) throws {
         guard url.pathExtension.lowercased() == "png" else {
-            throw MediaError.invalidInput(file: url.path, reason: "images are written as .png, not .\(url.pathExtension)")
+            throw MediaError.invalidInput(
+                file: url.path, reason: "images are written as .png, not .\(url.pathExtension)")
         }
         guard image.width > 0, image.height > 0 else {
             throw MediaError.invalidInput(file: url.path, reason: "empty image \(image.width)×\(image.height)")

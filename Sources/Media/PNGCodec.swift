@@ -266,8 +266,10 @@ public enum PNGCodec {
                     guard index * 3 + 2 < palette.count else {
                         throw MediaError.corrupt(file: file, reason: "palette index \(index) out of range")
                     }
-                    rgb = (Double(palette[3 * index]) / 255, Double(palette[3 * index + 1]) / 255,
-                           Double(palette[3 * index + 2]) / 255)
+                    rgb = (
+                        Double(palette[3 * index]) / 255, Double(palette[3 * index + 1]) / 255,
+                        Double(palette[3 * index + 2]) / 255
+                    )
                     if index < transparency.count { alpha = Double(transparency[index]) / 255 }
                     // Palette entries are always 8-bit: write them exactly.
                     if alpha == 1 {
@@ -297,7 +299,9 @@ public enum PNGCodec {
 
     // MARK: - Chunks
 
-    static func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    static func bigEndian(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+    }
 
     static func appendChunk(_ type: String, _ data: [UInt8], to out: inout [UInt8]) {
         let typeAndData = Array(type.utf8) + data

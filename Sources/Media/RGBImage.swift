@@ -30,8 +30,9 @@ public struct RGBImage: Equatable, Sendable {
             throw MediaError.invalidInput(file: file, reason: "expected an image tensor (3, H, W), got \(image.shape)")
         }
         let values = image.scalars
-        self = RGBImage(planar: values, offset: 0, planeStride: image.shape[1] * image.shape[2],
-                        width: image.shape[2], height: image.shape[1])
+        self = RGBImage(
+            planar: values, offset: 0, planeStride: image.shape[1] * image.shape[2],
+            width: image.shape[2], height: image.shape[1])
     }
 
     /// The frames of a video tensor `(3, T, H, W)` in [-1, 1], as bytes.

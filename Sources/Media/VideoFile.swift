@@ -74,7 +74,8 @@ public enum VideoFile {
             case "gif": self = .gif
             case "mp4", "mov", "webm", "mkv", "avi":
                 throw MediaError.unsupported(
-                    file: url.path, reason: ".\(url.pathExtension) video needs FFmpeg, which this build does not have; "
+                    file: url.path,
+                    reason: ".\(url.pathExtension) video needs FFmpeg, which this build does not have; "
                         + "use .gif or .png")
             default:
                 throw MediaError.unsupported(

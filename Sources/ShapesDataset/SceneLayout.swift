@@ -60,8 +60,10 @@ public struct SceneLayout: Codable, Hashable, Sendable {
         }
         let offsets = zip(along, across).map { horizontal ? ($0, $1) : ($1, $0) }
         // Place the group's bounding box uniformly where the whole path stays inside the margins.
-        let minX = zip(offsets, extents).map { $0.0 - $1 / 2 }.min()!, maxX = zip(offsets, extents).map { $0.0 + $1 / 2 }.max()!
-        let minY = zip(offsets, extents).map { $0.1 - $1 / 2 }.min()!, maxY = zip(offsets, extents).map { $0.1 + $1 / 2 }.max()!
+        let minX = zip(offsets, extents).map { $0.0 - $1 / 2 }.min()!,
+            maxX = zip(offsets, extents).map { $0.0 + $1 / 2 }.max()!
+        let minY = zip(offsets, extents).map { $0.1 - $1 / 2 }.min()!,
+            maxY = zip(offsets, extents).map { $0.1 + $1 / 2 }.max()!
         let lowX = margin - minX + max(0, -travel.0), highX = w - margin - maxX - max(0, travel.0)
         let lowY = margin - minY + max(0, -travel.1), highY = h - margin - maxY - max(0, travel.1)
         let originX = rng.uniform(lowX, max(lowX, highX)), originY = rng.uniform(lowY, max(lowY, highY))

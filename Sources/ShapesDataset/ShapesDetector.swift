@@ -50,7 +50,8 @@ public enum ShapesDetector {
 
     /// The objects of every frame of a video `(3, T, H, W)` in [-1, 1].
     public static func detectAll(_ video: Tensor) -> [[DetectedObject]] {
-        precondition(video.rank == 4 && video.shape[0] == 3, "ShapesDetector: expected (3, T, H, W), got \(video.shape)")
+        precondition(
+            video.rank == 4 && video.shape[0] == 3, "ShapesDetector: expected (3, T, H, W), got \(video.shape)")
         let values = video.scalars
         return (0..<video.shape[1]).map { detect(Frame(values: values, shape: video.shape, t: $0)) }
     }
@@ -65,8 +66,10 @@ public enum ShapesDetector {
         func centroid(_ objects: [DetectedObject]) -> (Double, Double)? {
             let area = Double(objects.reduce(0) { $0 + $1.area })
             guard area > 0 else { return nil }
-            return (objects.reduce(0) { $0 + $1.center[0] * Double($1.area) } / area,
-                    objects.reduce(0) { $0 + $1.center[1] * Double($1.area) } / area)
+            return (
+                objects.reduce(0) { $0 + $1.center[0] * Double($1.area) } / area,
+                objects.reduce(0) { $0 + $1.center[1] * Double($1.area) } / area
+            )
         }
         guard let a = centroid(detections[0]), let b = centroid(detections[detections.count - 1]) else { return nil }
         let dx = (b.0 - a.0) / Double(width), dy = (b.1 - a.1) / Double(height)
@@ -85,7 +88,8 @@ public enum ShapesDetector {
         let width: Int, height: Int
 
         init(_ video: Tensor, _ t: Int) {
-            precondition(video.rank == 4 && video.shape[0] == 3, "ShapesDetector: expected (3, T, H, W), got \(video.shape)")
+            precondition(
+                video.rank == 4 && video.shape[0] == 3, "ShapesDetector: expected (3, T, H, W), got \(video.shape)")
             self.init(values: video.scalars, shape: video.shape, t: t)
         }
 
@@ -149,7 +153,8 @@ public enum ShapesDetector {
             while let p = stack.popLast() {
                 pixels.append(p)
                 let x = p % w, y = p / w
-                for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && nx < w && ny >= 0 && ny < h {
+                for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]
+                where nx >= 0 && nx < w && ny >= 0 && ny < h {
                     let q = ny * w + nx
                     if label[q] < 0 && frame.brightness(q) > foregroundThreshold {
                         label[q] = next
@@ -206,7 +211,8 @@ public enum ShapesDetector {
                 template[i] = Double(inside) / Double(n * n)
             }
             for sigma in templateBlurs {
-                let t = sigma > 0 ? gaussianBlur(template, width: mask.width, height: mask.height, sigma: sigma) : template
+                let t =
+                    sigma > 0 ? gaussianBlur(template, width: mask.width, height: mask.height, sigma: sigma) : template
                 var intersection = 0.0, union = 0.0
                 for (c, v) in zip(mask.coverage, t) {
                     intersection += min(c, v)

@@ -40,7 +40,9 @@ public struct ShapesGenerator: Sendable {
         guard width >= 16, height >= 16, width <= 8192, height <= 8192 else {
             throw ShapesError.invalidOption("size \(width)x\(height): width and height must be 16 to 8192")
         }
-        guard frames >= 1, frames <= 4096 else { throw ShapesError.invalidOption("frames \(frames): must be 1 to 4096") }
+        guard frames >= 1, frames <= 4096 else {
+            throw ShapesError.invalidOption("frames \(frames): must be 1 to 4096")
+        }
         guard imageFraction >= 0, imageFraction <= 1 else {
             throw ShapesError.invalidOption("imageFraction \(imageFraction): must be in [0, 1]")
         }

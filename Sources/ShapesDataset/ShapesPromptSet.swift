@@ -71,7 +71,9 @@ public enum ShapesPromptSet {
         for motion in motions {
             for o in allObjects {
                 scenes.append(SceneAttributes(objects: [o], motion: motion))
-                for n in 2...3 { scenes.append(SceneAttributes(objects: Array(repeating: o, count: n), motion: motion)) }
+                for n in 2...3 {
+                    scenes.append(SceneAttributes(objects: Array(repeating: o, count: n), motion: motion))
+                }
             }
             for a in allObjects {
                 for b in allObjects where b.color != a.color {
@@ -91,7 +93,8 @@ public enum ShapesPromptSet {
         let kind = rng.uniform()
         func object() -> ObjectAttributes {
             ObjectAttributes(
-                shape: rng.pick(ShapeKind.allCases), color: rng.pick(ShapeColor.allCases), size: rng.pick(ShapeSize.allCases))
+                shape: rng.pick(ShapeKind.allCases), color: rng.pick(ShapeColor.allCases),
+                size: rng.pick(ShapeSize.allCases))
         }
         if kind < kindWeights.single { return SceneAttributes(objects: [object()], motion: motion) }
         if kind < kindWeights.single + kindWeights.group {

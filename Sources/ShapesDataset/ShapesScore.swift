@@ -31,7 +31,8 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
 
     /// Judges `video` `(3, T, H, W)` in [-1, 1] against `attributes`.
     public init(video: Tensor, attributes: SceneAttributes) {
-        precondition(video.rank == 4 && video.shape[0] == 3, "ShapesJudgement: expected (3, T, H, W), got \(video.shape)")
+        precondition(
+            video.rank == 4 && video.shape[0] == 3, "ShapesJudgement: expected (3, T, H, W), got \(video.shape)")
         let (t, h, w) = (video.shape[1], video.shape[2], video.shape[3])
         let detections = ShapesDetector.detectAll(video)
         let found = detections[t / 2]
@@ -189,7 +190,8 @@ public struct ShapesScore: Codable, Sendable {
             accuracy(c).map { "\(c) \(String(format: "%.3f", $0))" } ?? "\(c) n/a"
         }
         return parts.joined(separator: ", ")
-            + String(format: "; overall %.3f; all-correct %.3f; flicker %.4f (%d samples)", overall, promptAccuracy,
-                     meanFlicker, samples)
+            + String(
+                format: "; overall %.3f; all-correct %.3f; flicker %.4f (%d samples)", overall, promptAccuracy,
+                meanFlicker, samples)
     }
 }

@@ -107,7 +107,9 @@ final class MediaFileTests: XCTestCase {
     func testLargeGIFExercisesCodeTableReset() throws {
         // Noise over many pixels fills the 4096-entry LZW table several times.
         let g = RandomGenerator(seed: 6)
-        let video = (Tensor.rand([3, 2, 160, 160], low: 0, high: 6, generator: g)).scalars.map { Float(Int($0)) / 2.5 - 1 }
+        let video = (Tensor.rand([3, 2, 160, 160], low: 0, high: 6, generator: g)).scalars.map {
+            Float(Int($0)) / 2.5 - 1
+        }
         let tensor = Tensor(shape: [3, 2, 160, 160], scalars: video)
         let url = temporary.appendingPathComponent("big.gif")
         try VideoFile.write(tensor, to: url, framesPerSecond: 24)

@@ -24,8 +24,10 @@ final class MediaDatasetTests: XCTestCase {
             let s = g.sample(at: i)
             let file = "\(i)" + (s.isImage ? ".png" : ".gif")
             try VideoFile.write(s.video, to: directory.appendingPathComponent(file), framesPerSecond: 8)
-            entries.append(ManifestEntry(
-                file: file, caption: s.caption, attributes: s.attributes, frames: s.video.shape[1], width: 32, height: 24))
+            entries.append(
+                ManifestEntry(
+                    file: file, caption: s.caption, attributes: s.attributes, frames: s.video.shape[1], width: 32,
+                    height: 24))
             videos.append(s.video)
         }
         try MediaDataset.writeManifest(entries, to: directory)

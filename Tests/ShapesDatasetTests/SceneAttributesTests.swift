@@ -27,17 +27,21 @@ final class SceneAttributesTests: XCTestCase {
         for scene in all {
             XCTAssertEqual(try SceneAttributes(caption: scene.caption), scene, scene.caption)
         }
-        for bad in ["", "a red circle", "two large red circle", "a large red circle moving sideways",
-                    "a large red circle to the left of a large red square", "four small blue squares",
-                    "a large red circle near a small blue square", "a large red circle moving right now"] {
+        for bad in [
+            "", "a red circle", "two large red circle", "a large red circle moving sideways",
+            "a large red circle to the left of a large red square", "four small blue squares",
+            "a large red circle near a small blue square", "a large red circle moving right now",
+        ] {
             XCTAssertThrowsError(try SceneAttributes(caption: bad), bad)
         }
     }
 
     func testJSONRecord() throws {
         let scene = SceneAttributes(
-            objects: [ObjectAttributes(shape: .circle, color: .red, size: .large),
-                      ObjectAttributes(shape: .square, color: .cyan, size: .small)],
+            objects: [
+                ObjectAttributes(shape: .circle, color: .red, size: .large),
+                ObjectAttributes(shape: .square, color: .cyan, size: .small),
+            ],
             relation: .above, motion: .down)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -68,7 +72,8 @@ final class SceneAttributesTests: XCTestCase {
         XCTAssertTrue(evaluation.filter { !$0.isVideo }.allSatisfy { $0.attributes.motion == .static })
         XCTAssertEqual(Set(evaluation.map(\.attributes.caption)).count, 200)
         XCTAssertEqual(
-            evaluation.map(\.attributes), ShapesPromptSet.sample(count: 200, seed: 1, videoFraction: 0.7).map(\.attributes))
+            evaluation.map(\.attributes),
+            ShapesPromptSet.sample(count: 200, seed: 1, videoFraction: 0.7).map(\.attributes))
         // The training generator never draws a held-out caption.
         let generator = try! ShapesGenerator(seed: 3, width: 32, height: 32, frames: 5, imageFraction: 0.3)
         for i in 0..<300 { XCTAssertFalse(ShapesPromptSet.isHeldOut(generator.scene(at: i).attributes)) }

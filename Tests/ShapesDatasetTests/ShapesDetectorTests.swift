@@ -13,8 +13,9 @@ final class ShapesDetectorTests: XCTestCase {
             let s = g.sample(at: i)
             let judgement = ShapesJudgement(video: s.video, attributes: s.attributes)
             if !judgement.allCorrect {
-                print("\(width)x\(height) #\(i) \"\(s.caption)\": \(judgement) found",
-                      ShapesDetector.detect(s.video, frame: s.video.shape[1] / 2))
+                print(
+                    "\(width)x\(height) #\(i) \"\(s.caption)\": \(judgement) found",
+                    ShapesDetector.detect(s.video, frame: s.video.shape[1] / 2))
             }
             score.add(judgement)
         }
@@ -23,7 +24,8 @@ final class ShapesDetectorTests: XCTestCase {
 
     func testRecoversGroundTruthAtSeveralSizes() throws {
         for (width, height, frames) in [(64, 64, 9), (96, 64, 5), (128, 128, 3), (48, 48, 5)] {
-            let score = try score(width: width, height: height, frames: frames, count: 150, seed: UInt64(width + height))
+            let score = try score(
+                width: width, height: height, frames: frames, count: 150, seed: UInt64(width + height))
             print("\(width)x\(height)x\(frames): \(score.summary)")
             for category in ShapesScore.categories {
                 XCTAssertGreaterThanOrEqual(score.accuracy(category) ?? 0, 0.98, "\(category) at \(width)x\(height)")
@@ -46,8 +48,9 @@ final class ShapesDetectorTests: XCTestCase {
         let rng = RandomGenerator(seed: 8)
         for i in 0..<40 {
             let s = g.sample(at: i)
-            noise.add(ShapesJudgement(
-                video: Tensor.rand(s.video.shape, low: -1, high: 1, generator: rng), attributes: s.attributes))
+            noise.add(
+                ShapesJudgement(
+                    video: Tensor.rand(s.video.shape, low: -1, high: 1, generator: rng), attributes: s.attributes))
             blank.add(ShapesJudgement(video: Tensor.full(s.video.shape, -1), attributes: s.attributes))
         }
         print("noise: \(noise.summary)")
@@ -68,14 +71,17 @@ final class ShapesDetectorTests: XCTestCase {
         // Uniform grain in [0, 0.15] (0…1 scale), new every frame: E|a − b| = 0.15 / 3.
         let grain = Tensor.rand(s.video.shape, low: 0, high: 0.3, generator: RandomGenerator(seed: 2))
         XCTAssertEqual(ShapesScore.flicker(s.video + grain), 0.05, accuracy: 0.004)
-        let image = ShapesGenerator.render(SceneAttributes(objects: [scene.objects[0]]), width: 32, height: 32, frames: 1)
+        let image = ShapesGenerator.render(
+            SceneAttributes(objects: [scene.objects[0]]), width: 32, height: 32, frames: 1)
         XCTAssertEqual(ShapesScore.flicker(image.video), 0)
     }
 
     func testWrongPromptIsCaught() {
         let truth = SceneAttributes(
-            objects: [ObjectAttributes(shape: .square, color: .blue, size: .large),
-                      ObjectAttributes(shape: .circle, color: .yellow, size: .small)],
+            objects: [
+                ObjectAttributes(shape: .square, color: .blue, size: .large),
+                ObjectAttributes(shape: .circle, color: .yellow, size: .small),
+            ],
             relation: .leftOf, motion: .up)
         let s = ShapesGenerator.render(truth, width: 64, height: 64, frames: 9, seed: 3)
         XCTAssertTrue(ShapesJudgement(video: s.video, attributes: truth).allCorrect)
@@ -130,7 +136,9 @@ final class ShapesDetectorRobustnessTests: XCTestCase {
             let degraded = degrade(s.video, grain: 0.1, generator: rng)
             let judgement = ShapesJudgement(video: degraded, attributes: s.attributes)
             if !judgement.shape {
-                let found = ShapesDetector.detect(degraded, frame: degraded.shape[1] / 2).map { "\($0.size) \($0.shape)" }
+                let found = ShapesDetector.detect(degraded, frame: degraded.shape[1] / 2).map {
+                    "\($0.size) \($0.shape)"
+                }
                 print("degraded \"\(s.caption)\": found \(found)")
             }
             score.add(judgement)

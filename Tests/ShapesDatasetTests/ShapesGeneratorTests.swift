@@ -66,14 +66,16 @@ final class ShapesGeneratorTests: XCTestCase {
                     }
                     for i in boxes.indices {
                         for j in boxes.indices where j > i {
-                            let apart = boxes[j].0 - boxes[i].2 >= gap || boxes[i].0 - boxes[j].2 >= gap
+                            let apart =
+                                boxes[j].0 - boxes[i].2 >= gap || boxes[i].0 - boxes[j].2 >= gap
                                 || boxes[j].1 - boxes[i].3 >= gap || boxes[i].1 - boxes[j].3 >= gap
                             XCTAssertTrue(apart, "\(scene.caption): objects \(i), \(j) overlap")
                         }
                     }
                 }
                 if let relation = scene.relation {
-                    let dx = layout.centers[0][0] - layout.centers[1][0], dy = layout.centers[0][1] - layout.centers[1][1]
+                    let dx = layout.centers[0][0] - layout.centers[1][0],
+                        dy = layout.centers[0][1] - layout.centers[1][1]
                     switch relation {
                     case .leftOf: XCTAssertTrue(dx < 0 && abs(dy) <= 0.4 * abs(dx) + 1e-9)
                     case .rightOf: XCTAssertTrue(dx > 0 && abs(dy) <= 0.4 * abs(dx) + 1e-9)
@@ -117,13 +119,15 @@ final class ShapesGeneratorTests: XCTestCase {
     }
 
     func testMotionMovesAtSteadySpeedAndStaticStaysStill() throws {
-        let moving = SceneAttributes(objects: [ObjectAttributes(shape: .circle, color: .red, size: .small)], motion: .left)
+        let moving = SceneAttributes(
+            objects: [ObjectAttributes(shape: .circle, color: .red, size: .small)], motion: .left)
         let s = ShapesGenerator.render(moving, width: 64, height: 48, frames: 9, seed: 1)
         let tracks = ShapesDetector.detectAll(s.video).map { $0[0].center[0] }
         let steps = zip(tracks.dropFirst(), tracks).map { $0 - $1 }
         for step in steps { XCTAssertEqual(step, -0.3 * 64 / 8, accuracy: 0.15) }
         let still = ShapesGenerator.render(
-            SceneAttributes(objects: moving.objects), width: 64, height: 48, frames: 4, seed: 1).video
+            SceneAttributes(objects: moving.objects), width: 64, height: 48, frames: 4, seed: 1
+        ).video
         let frames = still.scalars
         let plane = 64 * 48
         for t in 1..<4 {

@@ -6,7 +6,8 @@ import ShapesDataset
 struct DataPrompts: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prompts",
-        abstract: "Write a Shapes prompt set as JSON lines (caption, attributes, video), by default held out from training.")
+        abstract:
+            "Write a Shapes prompt set as JSON lines (caption, attributes, video), by default held out from training.")
 
     @Option(help: "Number of distinct prompts.")
     var count = 200

@@ -69,7 +69,8 @@ struct DataShapes: ParsableCommand {
                         for i in range {
                             let index = first + i
                             do {
-                                entryBuffer[index] = try write(index, generator: generator, digits: digits, to: directory)
+                                entryBuffer[index] = try write(
+                                    index, generator: generator, digits: digits, to: directory)
                             } catch {
                                 failureBuffer[index] = "\(error)"
                             }
@@ -83,8 +84,9 @@ struct DataShapes: ParsableCommand {
             let done = first + n, elapsed = Date().timeIntervalSince(start)
             let rate = Double(done) / max(elapsed, 1e-9)
             let eta = Double(count - done) / rate
-            print(String(format: "\rshapes: %d/%d samples, %.1f/s, ETA %.0fs   ", done, count, rate, eta),
-                  terminator: done == count ? "\n" : "")
+            print(
+                String(format: "\rshapes: %d/%d samples, %.1f/s, ETA %.0fs   ", done, count, rate, eta),
+                terminator: done == count ? "\n" : "")
             fflush(stdout)
         }
         try MediaDataset.writeManifest(entries.map { $0! }, to: directory)
