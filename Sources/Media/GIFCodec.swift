@@ -51,6 +51,10 @@ public enum GIFCodec {
         guard width > 0, height > 0 else {
             throw MediaError.corrupt(file: file, reason: "logical screen size \(width)×\(height)")
         }
+        guard width * height <= MediaLimits.maximumPixels else {
+            throw MediaError.unsupported(
+                file: file, reason: "screen size \(width)×\(height) exceeds \(MediaLimits.maximumPixels) pixels")
+        }
         var globalTable: [UInt8] = []
         if flags & 0x80 != 0 {
             globalTable = Array(try reader.take(3 << (Int(flags & 7) + 1), "the global colour table"))
@@ -77,6 +81,9 @@ public enum GIFCodec {
                 let left = try reader.uint16LE("an image descriptor"), top = try reader.uint16LE("an image descriptor")
                 let w = try reader.uint16LE("an image descriptor"), h = try reader.uint16LE("an image descriptor")
                 let imageFlags = try reader.byte("an image descriptor")
+                guard w * h <= MediaLimits.maximumPixels else {
+                    throw MediaError.unsupported(file: file, reason: "frame size \(w)×\(h) is too large")
+                }
                 var table = globalTable
                 if imageFlags & 0x80 != 0 {
                     table = Array(try reader.take(3 << (Int(imageFlags & 7) + 1), "a local colour table"))

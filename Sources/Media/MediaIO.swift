@@ -63,3 +63,9 @@ struct ByteReader {
         .corrupt(file: file, reason: "file ends inside \(what) (at byte \(position) of \(bytes.count))")
     }
 }
+
+/// Limits that keep a corrupt or hostile header from asking for absurd allocations.
+public enum MediaLimits {
+    /// The most pixels a decoded image or GIF canvas may have: 2²⁶ (8192 × 8192), 192 MiB as 8-bit RGB.
+    public static let maximumPixels = 1 << 26
+}

@@ -114,8 +114,12 @@ public enum PNGCodec {
             height = u32(4)
             bitDepth = Int(data[8])
             colorType = Int(data[9])
-            guard width > 0, height > 0, width <= 1 << 16, height <= 1 << 16 else {
-                throw MediaError.unsupported(file: file, reason: "image size \(width)×\(height)")
+            guard width > 0, height > 0 else {
+                throw MediaError.corrupt(file: file, reason: "image size \(width)×\(height)")
+            }
+            guard width * height <= MediaLimits.maximumPixels else {
+                throw MediaError.unsupported(
+                    file: file, reason: "image size \(width)×\(height) exceeds \(MediaLimits.maximumPixels) pixels")
             }
             let allowed: [Int: [Int]] = [0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16]]
             guard let depths = allowed[colorType], depths.contains(bitDepth) else {

@@ -53,6 +53,21 @@ final class MediaFileTests: XCTestCase {
         }
     }
 
+    func testHugeHeadersAreRefusedBeforeAllocating() throws {
+        let png = Self.fixtures.appendingPathComponent("huge.png")
+        XCTAssertThrowsError(try ImageFile.read(png)) { XCTAssertTrue("\($0)".contains("60000×60000"), "\($0)") }
+        // A GIF whose logical screen is 65535×65535, with one 1×1 frame.
+        var gif = Array("GIF89a".utf8) + [0xFF, 0xFF, 0xFF, 0xFF, 0x80, 0, 0] + [0, 0, 0, 255, 255, 255]
+        gif += [0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x4C, 0x01, 0, 0x3B]
+        let url = temporary.appendingPathComponent("huge.gif")
+        try Data(gif).write(to: url)
+        XCTAssertThrowsError(try VideoFile.read(url)) { XCTAssertTrue("\($0)".contains("65535×65535"), "\($0)") }
+        // The same GIF with a 2×2 screen decodes (so the refusal above is the size, not the stream).
+        gif[6...9] = [2, 0, 2, 0]
+        try Data(gif).write(to: url)
+        XCTAssertEqual(try VideoFile.read(url).shape, [3, 1, 2, 2])
+    }
+
     func testPNGRoundTripIsExactForBytes() throws {
         let g = RandomGenerator(seed: 3)
         // Values on the byte grid survive exactly; others round to the nearest byte.

@@ -19,6 +19,8 @@ palette.png      12x8 P (8-bit palette of 16 colours), with a tRNS chunk making 
                  fully and index 5 half transparent.
 interlaced.png   8x8 RGB Adam7 interlaced, assembled by hand (Pillow cannot write
                  interlacing) with zlib; the reader must reject it with a clear error.
+huge.png         a valid IHDR claiming 60000x60000 RGB with a tiny IDAT: the reader must refuse
+                 the size before allocating (by hand, with zlib).
 anim.gif         3 frames of 12x10 from a 6-colour palette, loop=0, duration 100 ms;
                  Pillow's writer crops later frames to the changed region and may use
                  transparency, so reading it exercises frame composition.
@@ -111,6 +113,11 @@ def main():
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 1))
     png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
     with open(os.path.join(OUT, "interlaced.png"), "wb") as f:
+        f.write(png)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    with open(os.path.join(OUT, "huge.png"), "wb") as f:
         f.write(png)
 
     palette6 = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 255, 255]], np.uint8)
