@@ -40,16 +40,13 @@ struct ColorQuantizer {
             }
         }
         exact = nil
-        var table: [UInt8] = []
+        /// The byte value of `level` out of `n` levels spread evenly over 0…255.
+        func byte(_ level: Int, of n: Int) -> UInt8 { UInt8((Double(level * 255) / Double(n - 1)).rounded()) }
         let l = ColorQuantizer.levels
+        var table: [UInt8] = []
         for r in 0..<l.red {
             for g in 0..<l.green {
-                for b in 0..<l.blue {
-                    table += [r, g, b].enumerated().map { c, level in
-                        let n = [l.red, l.green, l.blue][c]
-                        return UInt8((Double(level * 255) / Double(n - 1)).rounded())
-                    }
-                }
+                for b in 0..<l.blue { table += [byte(r, of: l.red), byte(g, of: l.green), byte(b, of: l.blue)] }
             }
         }
         self.table = table
