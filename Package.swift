@@ -70,7 +70,11 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "GokuModel", "TextEncoder",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "GokuModel",
+                "TextEncoder",
+                "Media",
+                "ShapesDataset",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -92,6 +96,13 @@ let package = Package(
         .target(name: "TextEncoder", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
         .testTarget(
             name: "TextEncoderTests", dependencies: ["TextEncoder", "TestSupport"], exclude: ["Fixtures"]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Media", dependencies: ["TensorCore", "CZlib"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
+        .target(name: "ShapesDataset", dependencies: ["TensorCore", "Media"]),
+        .testTarget(name: "ShapesDatasetTests", dependencies: ["ShapesDataset", "Media", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -14,4 +14,5 @@ fi
 python3 -m venv "$VENV"
 "$PY" -m pip install --upgrade pip
 "$PY" -m pip install torch numpy safetensors transformers sentencepiece
+"$PY" -m pip install pillow  # make_media_fixtures.py
 "$PY" -c "import torch, numpy, safetensors; print('torch', torch.__version__, 'numpy', numpy.__version__, 'safetensors', safetensors.__version__)"
