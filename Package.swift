@@ -49,10 +49,13 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "VideoIO", targets: ["VideoIO"]),
+        .library(name: "Curation", targets: ["Curation"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -65,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "VideoIO", "Curation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -76,6 +79,23 @@ let package = Package(
         .testTarget(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
+        .systemLibrary(
+            name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
+        .systemLibrary(
+            name: "CTesseract", path: "Sources/CTesseract", pkgConfig: "tesseract",
+            providers: [.apt(["libtesseract-dev", "tesseract-ocr-eng"])]),
+        .target(name: "VideoIO", dependencies: ["CFFmpeg", "TensorCore"], swiftSettings: kernelFlags),
+        .target(
+            name: "Curation",
+            dependencies: [
+                "VideoIO", "TensorCore", "CTesseract", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: kernelFlags),
+        .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TensorCore", "TestSupport"]),
+        .testTarget(name: "CurationTests", dependencies: [
+                "Curation", "VideoIO", "TensorCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
     ],
     swiftLanguageModes: [.v5]
 )
