@@ -33,7 +33,10 @@ public final class CurationPipeline: @unchecked Sendable {
 
     /// Video files directly or deeper under `folder`, sorted by path.
     public static func videoFiles(in folder: URL) throws -> [String] {
-        guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil) else {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue,
+            let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)
+        else {
             throw CurationError.file(path: folder.path, reason: "not a readable folder")
         }
         var paths: [String] = []
@@ -52,24 +55,34 @@ public final class CurationPipeline: @unchecked Sendable {
         var next = 0
         var firstError: Error? = nil
         let workers = max(1, min(jobs, pending.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            let analyzer: ClipAnalyzer
-            do { analyzer = try ClipAnalyzer(config: config, aesthetic: aesthetic) } catch {
-                lock.lock(); firstError = firstError ?? error; lock.unlock()
-                return
-            }
-            while true {
-                lock.lock()
-                let i = next
-                next += 1
-                let stop = firstError != nil
-                lock.unlock()
-                guard i < pending.count, !stop else { return }
-                do { try process(pending[i], analyzer: analyzer) } catch {
+        // Plain threads rather than concurrentPerform, whose width is the core count: workers spend much of their time
+        // waiting on the caption API, so more workers than cores is useful.
+        let group = DispatchGroup()
+        for _ in 0..<workers {
+            group.enter()
+            let thread = Thread { [self] in
+                defer { group.leave() }
+                let analyzer: ClipAnalyzer
+                do { analyzer = try ClipAnalyzer(config: config, aesthetic: aesthetic) } catch {
                     lock.lock(); firstError = firstError ?? error; lock.unlock()
+                    return
+                }
+                while true {
+                    lock.lock()
+                    let i = next
+                    next += 1
+                    let stop = firstError != nil
+                    lock.unlock()
+                    guard i < pending.count, !stop else { return }
+                    do { try process(pending[i], analyzer: analyzer) } catch {
+                        lock.lock(); firstError = firstError ?? error; lock.unlock()
+                    }
                 }
             }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
+        group.wait()
         if let firstError { throw firstError }
         try balance()
     }

@@ -21,6 +21,8 @@ public final class TextCoverage {
             throw CurationError.file(path: dataPath ?? "tessdata", reason: "cannot load the 'eng' model (tesseract-ocr-eng)")
         }
         TessBaseAPISetPageSegMode(api, PSM_SPARSE_TEXT)
+        // Quiet: no debug output on stderr.
+        TessBaseAPISetVariable(api, "debug_file", "/dev/null")
     }
 
     deinit {
@@ -36,6 +38,8 @@ public final class TextCoverage {
         frame.pixels.withUnsafeBufferPointer { p in
             TessBaseAPISetImage(api, p.baseAddress, Int32(frame.width), Int32(frame.height), 3, Int32(frame.width * 3))
         }
+        // Video frames carry no resolution; state one (screen-like 96 dpi) so Tesseract does not guess and log it.
+        TessBaseAPISetSourceResolution(api, 96)
         defer { TessBaseAPIClear(api) }
         guard TessBaseAPIRecognize(api, nil) == 0, let results = TessBaseAPIGetIterator(api) else { return 0 }
         defer { TessResultIteratorDelete(results) }
