@@ -45,7 +45,9 @@ public struct CurationConfig: Codable, Sendable, Equatable {
     public var motionPairs: Int = 8
     /// Lowest mean aesthetic score kept (paper: 4.3). Only applied when aesthetic weights are given.
     public var minimumAesthetic: Double = 4.3
-    /// LAION aesthetic predictor weights (safetensors), or nil: the aesthetic stage is recorded as skipped.
+    /// LAION aesthetic predictor weights, or nil: the aesthetic stage is recorded as skipped. No predictor is built in
+    /// yet (it needs CLIP ViT-L/14), so a run with this set and no `AestheticScorer` passed to the pipeline stops with
+    /// an error instead of skipping silently.
     public var aestheticWeights: String? = nil
     /// Largest Hamming distance (of 64 bits) at which two clips' keyframe pHashes count as duplicates. The paper does
     /// not state it; 10 is the usual imagehash cut for "same picture, re-encoded or slightly moved".

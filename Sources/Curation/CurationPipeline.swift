@@ -48,6 +48,12 @@ public final class CurationPipeline: @unchecked Sendable {
 
     /// Adds the videos under `input` and processes every unfinished source with `jobs` workers, then balances.
     public func run(input: URL, jobs: Int = 1) throws {
+        if let weights = config.aestheticWeights, aesthetic == nil {
+            // Never fall back silently to "skipped" when a score was asked for.
+            throw CurationError.invalidConfig(
+                field: "aestheticWeights",
+                reason: "is set (\(weights)) but no LAION predictor is built in; pass an AestheticScorer to the pipeline")
+        }
         let added = try index.addSources(Self.videoFiles(in: input))
         let pending = try index.unfinishedSources()
         log("curate: \(added) new sources, \(pending.count) to process, \(max(1, jobs)) workers")
