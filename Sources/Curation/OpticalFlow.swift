@@ -6,7 +6,7 @@ import Foundation
 /// (the polynomial expansion). For a displacement d, f₂(x) = f₁(x − d) gives A₂ = A₁ and b₂ = b₁ − 2A₁d, so
 /// d = −½ A⁻¹ (b₂ − b₁); the equations are averaged over a Gaussian neighbourhood and solved by least squares, refined
 /// by a few iterations with the current estimate warping the second image's expansion, coarse to fine over a
-/// pyramid. The parameters are OpenCV's usual ones (pyramid scale 0.5, polyN 5, polySigma 1.1, window 15).
+/// pyramid. The parameters are OpenCV's usual ones (pyramid scale 0.5, polyN 5, polySigma 1.1, window 15, Gaussian).
 public struct FarnebackFlow: Sendable {
     /// Pyramid levels besides the full resolution.
     public var levels = 3
@@ -14,8 +14,8 @@ public struct FarnebackFlow: Sendable {
     public var expansionRadius = 2
     /// Gaussian sigma of the expansion's applicability.
     public var expansionSigma: Float = 1.1
-    /// Sigma of the Gaussian averaging window (OpenCV's winsize 15 ≈ sigma 15 × 0.3).
-    public var windowSigma: Float = 4.5
+    /// Sigma of the Gaussian averaging window: OpenCV's Gaussian option for winsize 15 (sigma = ⌊15/2⌋ × 0.3).
+    public var windowSigma: Float = 2.1
     /// Iterations per level.
     public var iterations = 3
 
@@ -83,23 +83,7 @@ public struct FarnebackFlow: Sendable {
             [Double(gxx), Double(gxxyy), Double(gx4)]]
         let inverse = invert3(m)
         func correlate(_ horizontal: [Float], _ vertical: [Float]) -> [Float] {
-            var rows = [Float](repeating: 0, count: w * h)
-            for y in 0..<h {
-                for x in 0..<w {
-                    var s: Float = 0
-                    for k in -n...n { s += horizontal[k + n] * image.values[y * w + min(w - 1, max(0, x + k))] }
-                    rows[y * w + x] = s
-                }
-            }
-            var out = [Float](repeating: 0, count: w * h)
-            for y in 0..<h {
-                for x in 0..<w {
-                    var s: Float = 0
-                    for k in -n...n { s += vertical[k + n] * rows[min(h - 1, max(0, y + k)) * w + x] }
-                    out[y * w + x] = s
-                }
-            }
-            return out
+            separableFilter(image.values, width: w, height: h, horizontal: horizontal, vertical: vertical)
         }
         let r1 = correlate(g, g)
         let rx = correlate(xg, g)
@@ -183,20 +167,56 @@ func gaussianBlur(_ v: [Float], width w: Int, height h: Int, sigma: Float) -> [F
     var k = (-r...r).map { exp(-Float($0 * $0) / (2 * sigma * sigma)) }
     let total = k.reduce(0, +)
     k = k.map { $0 / total }
+    return separableFilter(v, width: w, height: h, horizontal: k, vertical: k)
+}
+
+/// Correlation with a separable kernel (row kernel then column kernel, each of odd length), borders clamped.
+/// The interior runs without clamping; this is the inner loop of the optical flow.
+func separableFilter(_ v: [Float], width w: Int, height h: Int, horizontal: [Float], vertical: [Float]) -> [Float] {
+    let rx = horizontal.count / 2
+    let ry = vertical.count / 2
     var tmp = [Float](repeating: 0, count: w * h)
-    for y in 0..<h {
-        for x in 0..<w {
-            var s: Float = 0
-            for j in -r...r { s += k[j + r] * v[y * w + min(w - 1, max(0, x + j))] }
-            tmp[y * w + x] = s
+    var out = [Float](repeating: 0, count: w * h)
+    v.withUnsafeBufferPointer { src in
+        tmp.withUnsafeMutableBufferPointer { mid in
+            horizontal.withUnsafeBufferPointer { k in
+                for y in 0..<h {
+                    let row = y * w
+                    for x in 0..<w {
+                        var s: Float = 0
+                        if x >= rx && x < w - rx {
+                            let base = row + x - rx
+                            for j in 0..<k.count { s += k[j] * src[base + j] }
+                        } else {
+                            for j in 0..<k.count { s += k[j] * src[row + min(w - 1, max(0, x + j - rx))] }
+                        }
+                        mid[row + x] = s
+                    }
+                }
+            }
         }
     }
-    var out = tmp
-    for y in 0..<h {
-        for x in 0..<w {
-            var s: Float = 0
-            for j in -r...r { s += k[j + r] * tmp[min(h - 1, max(0, y + j)) * w + x] }
-            out[y * w + x] = s
+    tmp.withUnsafeBufferPointer { mid in
+        out.withUnsafeMutableBufferPointer { dst in
+            vertical.withUnsafeBufferPointer { k in
+                for y in 0..<h {
+                    let row = y * w
+                    if y >= ry && y < h - ry {
+                        // Whole rows at once: contiguous, so the compiler vectorises across x.
+                        for j in 0..<k.count {
+                            let weight = k[j]
+                            let source = (y + j - ry) * w
+                            for x in 0..<w { dst[row + x] += weight * mid[source + x] }
+                        }
+                    } else {
+                        for j in 0..<k.count {
+                            let weight = k[j]
+                            let source = min(h - 1, max(0, y + j - ry)) * w
+                            for x in 0..<w { dst[row + x] += weight * mid[source + x] }
+                        }
+                    }
+                }
+            }
         }
     }
     return out
