@@ -34,8 +34,13 @@ struct BenchCurate: ParsableCommand {
         let clipCount = result.clips.count
         print("  \(clipCount) clips; per-source stages count clips of this source, per-clip stages one clip of"
             + " \(BenchHarness.format(clip.duration, 2)) s")
+        // Reference: the decode alone at the detector's size, the floor shot detection cannot go below.
+        let decodeOnly = BenchHarness.median(minRuns: runs, minSeconds: 0) {
+            try? VideoIO.decode(url, options: DecodeOptions(width: config.detectorWidth)) { _ in true }
+        }
         line("probe + metadata filter", probe, clips: clipCount)
-        line("shot detection (decode)", shots, clips: clipCount)
+        line("shot detection", shots, clips: clipCount, note: "(\(BenchHarness.format(shots / decodeOnly, 2))× its decode)")
+        line("  reference: decode only", decodeOnly, clips: clipCount, note: "(\(config.detectorWidth) wide, every frame)")
 
         // Per-clip stages on the first clip: decode once, then each computation alone.
         var frames: [RGBFrame] = []
