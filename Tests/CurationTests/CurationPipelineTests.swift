@@ -199,5 +199,26 @@ final class CurationPipelineTests: XCTestCase {
         let (fresh, _) = try runPipeline(jobs: 1, captions: nil)
         XCTAssertEqual(try clipOutcomes(index), try clipOutcomes(fresh.index))
         XCTAssertEqual(try sourceOutcomes(index), try sourceOutcomes(fresh.index))
+
+        // The command line on the resumed run: report (PNG histograms) and export (MP4s + manifest).
+        func runGoku(_ arguments: [String]) throws -> String {
+            let process = Process()
+            process.executableURL = goku
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, "goku \(arguments): \(text)")
+            return text
+        }
+        let report = try runGoku(["curate", "report", "--output", output.path])
+        XCTAssertTrue(report.contains("dedup: 1"), report)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: output.appendingPathComponent("report/motion.png").path))
+        let exported = try runGoku(["curate", "export", "--output", output.path])
+        XCTAssertTrue(exported.contains("exported 4 clips"), exported)
+        let manifest = try String(contentsOf: output.appendingPathComponent("dataset/manifest.jsonl"), encoding: .utf8)
+        XCTAssertEqual(manifest.split(separator: "\n").count, 4)
     }
 }
