@@ -6,14 +6,27 @@ import Foundation
 public struct Balancer: Sendable {
     /// Categories and their keywords, checked in this order; the category with the most keyword hits wins.
     public var categories: [(name: String, keywords: [String])] = [
-        ("human", ["person", "people", "man", "woman", "men", "women", "child", "children", "kid", "boy", "girl", "face",
-            "crowd", "dancer", "player", "selfie", "wedding", "family", "human"]),
+        (
+            "human",
+            [
+                "person", "people", "man", "woman", "men", "women", "child", "children", "kid", "boy", "girl", "face",
+                "crowd", "dancer", "player", "selfie", "wedding", "family", "human",
+            ]
+        ),
         ("animals", ["animal", "dog", "cat", "bird", "horse", "fish", "cow", "wildlife", "insect", "pet"]),
         ("food", ["food", "dish", "meal", "dinner", "cooking", "kitchen", "fruit", "vegetable", "drink", "plate"]),
-        ("scenery", ["landscape", "mountain", "sky", "ocean", "sea", "forest", "river", "beach", "sunset", "lake",
-            "field", "cloud", "nature"]),
+        (
+            "scenery",
+            [
+                "landscape", "mountain", "sky", "ocean", "sea", "forest", "river", "beach", "sunset", "lake",
+                "field", "cloud", "nature",
+            ]
+        ),
         ("urban", ["city", "street", "building", "car", "traffic", "road", "skyline", "bridge", "train", "urban"]),
-        ("graphics", ["pattern", "animation", "graphic", "text", "logo", "color bars", "abstract", "shape", "gradient"]),
+        (
+            "graphics",
+            ["pattern", "animation", "graphic", "text", "logo", "color bars", "abstract", "shape", "gradient"]
+        ),
     ]
     /// Multiplier for the "human" category before normalisation.
     public var humanWeight: Double

@@ -40,7 +40,8 @@ public final class Captioner: @unchecked Sendable {
     ///   - clipFrames: frames evenly spread over the clip, in order.
     ///   - motion: the clip's motion score, or nil when it was not measured.
     public func caption(keyframes: [RGBFrame], clipFrames: [RGBFrame], motion: Double?) throws -> String {
-        let keyframeCaption = try complete(model: config.keyframeModel, prompt: config.keyframePrompt, images: keyframes)
+        let keyframeCaption = try complete(
+            model: config.keyframeModel, prompt: config.keyframePrompt, images: keyframes)
         let clipCaption = try complete(model: config.clipModel, prompt: config.clipPrompt, images: clipFrames)
         let prompt = config.refinePrompt.replacingOccurrences(of: "{keyframes}", with: keyframeCaption)
             .replacingOccurrences(of: "{clip}", with: clipCaption)
@@ -75,20 +76,26 @@ public final class Captioner: @unchecked Sendable {
             case let .success((status, data, retryAfter)):
                 if status == 200 {
                     guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                        let choices = json["choices"] as? [[String: Any]], let message = choices.first?["message"] as? [String: Any],
+                        let choices = json["choices"] as? [[String: Any]],
+                        let message = choices.first?["message"] as? [String: Any],
                         let text = message["content"] as? String
-                    else { throw CurationError.captioning(reason: "\(model): response without choices[0].message.content") }
+                    else {
+                        throw CurationError.captioning(reason: "\(model): response without choices[0].message.content")
+                    }
                     return text
                 }
                 lastFailure = "HTTP \(status): \(String(decoding: data.prefix(200), as: UTF8.self))"
-                guard status == 429 || status >= 500 else { throw CurationError.captioning(reason: "\(model): \(lastFailure)") }
+                guard status == 429 || status >= 500 else {
+                    throw CurationError.captioning(reason: "\(model): \(lastFailure)")
+                }
                 if let retryAfter { delay = max(delay, retryAfter) }
             case let .failure(error):
                 lastFailure = error.localizedDescription
             }
             if attempt < config.maximumRetries { Thread.sleep(forTimeInterval: delay) }
         }
-        throw CurationError.captioning(reason: "\(model): gave up after \(config.maximumRetries + 1) attempts: \(lastFailure)")
+        throw CurationError.captioning(
+            reason: "\(model): gave up after \(config.maximumRetries + 1) attempts: \(lastFailure)")
     }
 
     /// Blocks until the shared rate limit allows another request.

@@ -22,7 +22,8 @@ public final class ClipAnalyzer {
         try VideoIO.decodeFrames(
             url,
             options: DecodeOptions(
-                framesPerSecond: config.keyframesPerSecond, width: config.analysisWidth, start: span.start, end: span.end))
+                framesPerSecond: config.keyframesPerSecond, width: config.analysisWidth, start: span.start,
+                end: span.end))
     }
 
     /// Every stage result for one clip ("motion", "ocr", "aesthetic", "phash"); a decode failure fails them all.
@@ -39,13 +40,16 @@ public final class ClipAnalyzer {
         var nextKeyframe = span.start
         let halfFrame = 0.5 / rate
         do {
-            try VideoIO.decode(url, options: DecodeOptions(width: config.analysisWidth, start: span.start, end: span.end)) { frame in
+            try VideoIO.decode(
+                url, options: DecodeOptions(width: config.analysisWidth, start: span.start, end: span.end)
+            ) { frame in
                 if frame.time + halfFrame >= nextKeyframe {
                     keyframes.append(frame)
                     nextKeyframe += 1 / config.keyframesPerSecond
                 }
                 if pairStarts.contains(index) || previousGrey != nil {
-                    let height = max(8, Int((Double(frame.height) * Double(config.motionWidth) / Double(frame.width)).rounded()))
+                    let height = max(
+                        8, Int((Double(frame.height) * Double(config.motionWidth) / Double(frame.width)).rounded()))
                     let grey = GreyImage(frame).resized(width: config.motionWidth, height: height)
                     if let previous = previousGrey {
                         motions.append(flow.meanMagnitude(from: previous, to: grey))

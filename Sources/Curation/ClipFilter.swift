@@ -30,7 +30,8 @@ public enum ClipFilter {
             return "shorter side \(info.shorterSide) < \(config.minimumShorterSide)"
         }
         if Double(info.bitRate) / 1000 < config.minimumBitRateKbps {
-            return String(format: "bit rate %.0f kbps < %.0f kbps", Double(info.bitRate) / 1000, config.minimumBitRateKbps)
+            return String(
+                format: "bit rate %.0f kbps < %.0f kbps", Double(info.bitRate) / 1000, config.minimumBitRateKbps)
         }
         if info.framesPerSecond < config.minimumFramesPerSecond - 1e-3 {
             return String(format: "frame rate %.3f < %.3f", info.framesPerSecond, config.minimumFramesPerSecond)
@@ -42,7 +43,8 @@ public enum ClipFilter {
     /// failed one rejects (the clip could not be checked).
     public static func decide(_ clip: CurationIndex.Clip, config: CurationConfig) -> ClipDecision {
         if clip.span.duration < config.minimumClipDuration - 1e-6 {
-            return .reject("clip_length", String(format: "%.2f s < %.2f s", clip.span.duration, config.minimumClipDuration))
+            return .reject(
+                "clip_length", String(format: "%.2f s < %.2f s", clip.span.duration, config.minimumClipDuration))
         }
         if clip.similarity < config.similarityThreshold {
             return .reject("similarity", String(format: "%.3f < %.3f", clip.similarity, config.similarityThreshold))
@@ -86,12 +88,15 @@ public enum ClipFilter {
             return clip.stages["phash"]?.score ?? 0
         }
         let ranked = survivors.enumerated().sorted {
-            quality($0.element) != quality($1.element) ? quality($0.element) > quality($1.element) : $0.offset < $1.offset
+            quality($0.element) != quality($1.element)
+                ? quality($0.element) > quality($1.element) : $0.offset < $1.offset
         }.map(\.element)
         var kept: [(CurationIndex.Clip, [UInt64])] = []
         for clip in ranked {
             let hashes = hashes(of: clip)
-            if let twin = kept.first(where: { PerceptualHash.clipDistance($0.1, hashes) <= config.duplicateHammingDistance }) {
+            if let twin = kept.first(where: {
+                PerceptualHash.clipDistance($0.1, hashes) <= config.duplicateHammingDistance
+            }) {
                 decisions[clip.id] = .reject("dedup", "duplicate of clip \(twin.0.number)")
             } else {
                 kept.append((clip, hashes))

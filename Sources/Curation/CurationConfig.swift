@@ -67,7 +67,8 @@ public struct CurationConfig: Codable, Sendable, Equatable {
     /// Prompt for the keyframe caption.
     public var keyframePrompt: String = "Describe these video keyframes in detail: subjects, setting, colours, style."
     /// Prompt for the whole-clip caption.
-    public var clipPrompt: String = "These are frames of one video clip in order. Describe the action and the camera motion."
+    public var clipPrompt: String =
+        "These are frames of one video clip in order. Describe the action and the camera motion."
     /// Prompt for the refinement; "{keyframes}" and "{clip}" are replaced by the two captions.
     public var refinePrompt: String =
         "Merge these two descriptions of one video into a single dense, accurate caption.\nKeyframes: {keyframes}\nClip: {clip}"
@@ -118,7 +119,8 @@ public struct CurationConfig: Codable, Sendable, Equatable {
         try check(detectorWidth >= 16, "detectorWidth", "must be ≥ 16")
         try check((0...1).contains(similarityThreshold), "similarityThreshold", "must be in [0, 1]")
         try check(maximumClipDuration > 0, "maximumClipDuration", "must be > 0")
-        try check(minimumClipDuration >= 0 && minimumClipDuration <= maximumClipDuration, "minimumClipDuration",
+        try check(
+            minimumClipDuration >= 0 && minimumClipDuration <= maximumClipDuration, "minimumClipDuration",
             "must be in [0, maximumClipDuration]")
         try check(analysisWidth >= 32, "analysisWidth", "must be ≥ 32")
         try check((0...1).contains(maximumTextCoverage), "maximumTextCoverage", "must be in [0, 1]")
@@ -145,7 +147,8 @@ public struct CurationConfig: Codable, Sendable, Equatable {
             throw CurationError.file(path: url.path, reason: "cannot read: \(error.localizedDescription)")
         }
         let config: CurationConfig
-        do { config = try JSONDecoder().decode(CurationConfig.self, from: data) } catch let DecodingError.typeMismatch(_, context),
+        do { config = try JSONDecoder().decode(CurationConfig.self, from: data) } catch let DecodingError.typeMismatch(
+            _, context),
             let DecodingError.dataCorrupted(context)
         {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")

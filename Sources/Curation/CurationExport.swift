@@ -43,7 +43,9 @@ public enum CurationExport {
             let width = info.width & ~1
             let height = info.height & ~1
             if !FileManager.default.fileExists(atPath: destination.path) {
-                try VideoIO.cut(URL(fileURLWithPath: source.path), start: clip.span.start, end: clip.span.end, to: destination, crf: crf)
+                try VideoIO.cut(
+                    URL(fileURLWithPath: source.path), start: clip.span.start, end: clip.span.end, to: destination,
+                    crf: crf)
             }
             let frames = max(1, Int((clip.span.duration * info.framesPerSecond).rounded()))
             var scores: [String: Double] = ["similarity": clip.similarity]

@@ -117,8 +117,11 @@ public final class CurationIndex: @unchecked Sendable {
     public func recordProbe(source: Int64, info: VideoInfo) throws {
         try database.write { db in
             try db.execute(
-                sql: "UPDATE source SET status='probed', duration=?, fps=?, width=?, height=?, bitrate=?, codec=? WHERE id=?",
-                arguments: [info.duration, info.framesPerSecond, info.width, info.height, info.bitRate, info.codec, source])
+                sql:
+                    "UPDATE source SET status='probed', duration=?, fps=?, width=?, height=?, bitrate=?, codec=? WHERE id=?",
+                arguments: [
+                    info.duration, info.framesPerSecond, info.width, info.height, info.bitRate, info.codec, source,
+                ])
         }
     }
 
@@ -126,7 +129,8 @@ public final class CurationIndex: @unchecked Sendable {
     public func finishSource(_ source: Int64, status: String, stage: String? = nil, reason: String? = nil) throws {
         try database.write { db in
             try db.execute(
-                sql: "UPDATE source SET status=?, stage=?, reason=? WHERE id=?", arguments: [status, stage, reason, source])
+                sql: "UPDATE source SET status=?, stage=?, reason=? WHERE id=?",
+                arguments: [status, stage, reason, source])
         }
     }
 
@@ -191,7 +195,8 @@ public final class CurationIndex: @unchecked Sendable {
             let rows: [Row]
             let stageRows: [Row]
             if let source {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM clip WHERE sourceId=? ORDER BY number", arguments: [source])
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM clip WHERE sourceId=? ORDER BY number", arguments: [source])
                 stageRows = try Row.fetchAll(
                     db, sql: "SELECT stage.* FROM stage JOIN clip ON clip.id = stage.clipId WHERE clip.sourceId=?",
                     arguments: [source])
@@ -242,7 +247,8 @@ public final class CurationIndex: @unchecked Sendable {
         try database.write { db in
             try db.execute(sql: "UPDATE clip SET category=NULL, weight=NULL")
             for (id, (category, weight)) in values {
-                try db.execute(sql: "UPDATE clip SET category=?, weight=? WHERE id=?", arguments: [category, weight, id])
+                try db.execute(
+                    sql: "UPDATE clip SET category=?, weight=? WHERE id=?", arguments: [category, weight, id])
             }
         }
     }

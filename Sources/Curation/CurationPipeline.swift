@@ -21,7 +21,9 @@ public final class CurationPipeline: @unchecked Sendable {
     private let captioner: Captioner?
 
     /// Video file extensions taken from the input folder.
-    public static let videoExtensions: Set<String> = ["mp4", "mov", "mkv", "webm", "avi", "m4v", "mpg", "mpeg", "ts", "flv"]
+    public static let videoExtensions: Set<String> = [
+        "mp4", "mov", "mkv", "webm", "avi", "m4v", "mpg", "mpeg", "ts", "flv",
+    ]
 
     /// A pipeline writing into `index`; throws on a bad config.
     public init(config: CurationConfig, index: CurationIndex) throws {
@@ -52,7 +54,8 @@ public final class CurationPipeline: @unchecked Sendable {
             // Never fall back silently to "skipped" when a score was asked for.
             throw CurationError.invalidConfig(
                 field: "aestheticWeights",
-                reason: "is set (\(weights)) but no LAION predictor is built in; pass an AestheticScorer to the pipeline")
+                reason:
+                    "is set (\(weights)) but no LAION predictor is built in; pass an AestheticScorer to the pipeline")
         }
         let added = try index.addSources(Self.videoFiles(in: input))
         let pending = try index.unfinishedSources()

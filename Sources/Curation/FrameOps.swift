@@ -96,7 +96,11 @@ struct HSVPlanes {
             let s: Float = v > 0 ? 255 * delta / v : 0
             var h: Float = 0
             if delta > 0 {
-                if v == r { h = 60 * (g - b) / delta } else if v == g { h = 120 + 60 * (b - r) / delta } else {
+                if v == r {
+                    h = 60 * (g - b) / delta
+                } else if v == g {
+                    h = 120 + 60 * (b - r) / delta
+                } else {
                     h = 240 + 60 * (r - g) / delta
                 }
                 if h < 0 { h += 360 }
@@ -114,7 +118,8 @@ struct HSVPlanes {
             for i in 0..<a.count { sum += abs(a[i] - b[i]) }
             return Double(sum) / Double(max(1, a.count))
         }
-        return (meanAbsolute(hue, other.hue) + meanAbsolute(saturation, other.saturation)
+        return
+            (meanAbsolute(hue, other.hue) + meanAbsolute(saturation, other.saturation)
             + meanAbsolute(value, other.value)) / 3
     }
 }

@@ -79,8 +79,10 @@ public struct FarnebackFlow: Sendable {
         }
         let g11 = s0 * s0, gxx = s2 * s0, gx4 = s4 * s0, gxxyy = s2 * s2
         // The {1, x², y²} block [[g11, gxx, gxx], [gxx, gx4, gxxyy], [gxx, gxxyy, gx4]]: solve for the x², y² rows.
-        let m = [[Double(g11), Double(gxx), Double(gxx)], [Double(gxx), Double(gx4), Double(gxxyy)],
-            [Double(gxx), Double(gxxyy), Double(gx4)]]
+        let m = [
+            [Double(g11), Double(gxx), Double(gxx)], [Double(gxx), Double(gx4), Double(gxxyy)],
+            [Double(gxx), Double(gxxyy), Double(gx4)],
+        ]
         let inverse = invert3(m)
         func correlate(_ horizontal: [Float], _ vertical: [Float]) -> [Float] {
             separableFilter(image.values, width: w, height: h, horizontal: horizontal, vertical: vertical)
@@ -146,7 +148,9 @@ public struct FarnebackFlow: Sendable {
         return (nx, ny)
     }
 
-    private func upsample(_ dx: [Float], _ dy: [Float], from small: GreyImage, to large: GreyImage) -> ([Float], [Float]) {
+    private func upsample(_ dx: [Float], _ dy: [Float], from small: GreyImage, to large: GreyImage) -> (
+        [Float], [Float]
+    ) {
         var ux = [Float](repeating: 0, count: large.values.count), uy = ux
         let sx = Float(large.width) / Float(small.width), sy = Float(large.height) / Float(small.height)
         for y in 0..<large.height {
@@ -224,7 +228,8 @@ func separableFilter(_ v: [Float], width w: Int, height h: Int, horizontal: [Flo
 
 /// Inverse of a 3×3 matrix by cofactors.
 func invert3(_ m: [[Double]]) -> [[Double]] {
-    let a = m[0][0], b = m[0][1], c = m[0][2], d = m[1][0], e = m[1][1], f = m[1][2], g = m[2][0], h = m[2][1], i = m[2][2]
+    let a = m[0][0], b = m[0][1], c = m[0][2], d = m[1][0], e = m[1][1], f = m[1][2], g = m[2][0], h = m[2][1],
+        i = m[2][2]
     let det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
     return [
         [(e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det],

@@ -14,7 +14,9 @@ public enum PerceptualHash {
         let small = image.resized(width: 32, height: 32).values.map(Double.init)
         // DCT-II along rows then columns, keeping only the first 8 frequencies of each.
         var cosines = [Double](repeating: 0, count: 8 * 32)
-        for k in 0..<8 { for n in 0..<32 { cosines[k * 32 + n] = cos(Double.pi * Double(k) * (2 * Double(n) + 1) / 64) } }
+        for k in 0..<8 {
+            for n in 0..<32 { cosines[k * 32 + n] = cos(Double.pi * Double(k) * (2 * Double(n) + 1) / 64) }
+        }
         var rows = [Double](repeating: 0, count: 32 * 8)  // (y, kx)
         for y in 0..<32 {
             for k in 0..<8 {

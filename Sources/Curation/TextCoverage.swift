@@ -13,12 +13,15 @@ public final class TextCoverage {
 
     /// Loads Tesseract's English model from the default data path (Debian tesseract-ocr-eng), or `dataPath`.
     public init(dataPath: String? = nil) throws {
-        guard let api = TessBaseAPICreate() else { throw CurationError.file(path: "libtesseract", reason: "cannot create") }
+        guard let api = TessBaseAPICreate() else {
+            throw CurationError.file(path: "libtesseract", reason: "cannot create")
+        }
         handle = api
         if TessBaseAPIInit3(api, dataPath, "eng") != 0 {
             TessBaseAPIDelete(api)
             handle = nil
-            throw CurationError.file(path: dataPath ?? "tessdata", reason: "cannot load the 'eng' model (tesseract-ocr-eng)")
+            throw CurationError.file(
+                path: dataPath ?? "tessdata", reason: "cannot load the 'eng' model (tesseract-ocr-eng)")
         }
         TessBaseAPISetPageSegMode(api, PSM_SPARSE_TEXT)
         // Quiet: no debug output on stderr.

@@ -40,7 +40,9 @@ public enum ImageCodec {
             av_frame_free(&picture)
             av_packet_free(&packet)
         }
-        guard let picture, let packet else { throw VideoIOError(path: "<\(name)>", operation: "encode", reason: "out of memory") }
+        guard let picture, let packet else {
+            throw VideoIOError(path: "<\(name)>", operation: "encode", reason: "out of memory")
+        }
         picture.pointee.format = pixelFormat.rawValue
         picture.pointee.width = Int32(width)
         picture.pointee.height = Int32(height)

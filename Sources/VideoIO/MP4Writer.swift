@@ -49,7 +49,8 @@ public final class MP4Writer {
         let codec =
             avcodec_find_encoder_by_name("libx264") ?? avcodec_find_encoder(AV_CODEC_ID_H264)
             ?? avcodec_find_encoder(AV_CODEC_ID_MPEG4)
-        guard let codec, let newStream = avformat_new_stream(context, nil), let codecContext = avcodec_alloc_context3(codec)
+        guard let codec, let newStream = avformat_new_stream(context, nil),
+            let codecContext = avcodec_alloc_context3(codec)
         else {
             avformat_free_context(context)
             throw VideoIOError(path: path, operation: "encode", reason: "no H.264 or MPEG-4 encoder in libavcodec")
@@ -124,7 +125,9 @@ public final class MP4Writer {
             var destinations: [UnsafeMutablePointer<UInt8>?] = [
                 frame.pointee.data.0, frame.pointee.data.1, frame.pointee.data.2, nil,
             ]
-            var destinationStrides: [Int32] = [frame.pointee.linesize.0, frame.pointee.linesize.1, frame.pointee.linesize.2, 0]
+            var destinationStrides: [Int32] = [
+                frame.pointee.linesize.0, frame.pointee.linesize.1, frame.pointee.linesize.2, 0,
+            ]
             _ = sws_scale(scaler, sources, strides, 0, Int32(image.height), &destinations, &destinationStrides)
         }
         frame.pointee.pts = frameCount
@@ -159,12 +162,16 @@ public final class MP4Writer {
         while true {
             code = avcodec_receive_packet(encoder, packet)
             if code == cffmpeg_error_eagain() || code == cffmpeg_error_eof() { return }
-            guard code >= 0 else { throw VideoIOError(path: url.path, operation: "encode", reason: ffmpegMessage(code)) }
+            guard code >= 0 else {
+                throw VideoIOError(path: url.path, operation: "encode", reason: ffmpegMessage(code))
+            }
             av_packet_rescale_ts(packet, encoder.pointee.time_base, stream.pointee.time_base)
             packet.pointee.stream_index = stream.pointee.index
             code = av_interleaved_write_frame(format, packet)
             av_packet_unref(packet)
-            guard code >= 0 else { throw VideoIOError(path: url.path, operation: "encode", reason: ffmpegMessage(code)) }
+            guard code >= 0 else {
+                throw VideoIOError(path: url.path, operation: "encode", reason: ffmpegMessage(code))
+            }
         }
     }
 

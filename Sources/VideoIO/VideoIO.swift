@@ -20,7 +20,9 @@ public enum VideoIO {
     /// Every kept frame of `url` (see `DecodeOptions`).
     public static func decodeFrames(_ url: URL, options: DecodeOptions = DecodeOptions()) throws -> [RGBFrame] {
         var frames: [RGBFrame] = []
-        try decode(url, options: options) { frames.append($0); return true }
+        try decode(url, options: options) {
+            frames.append($0); return true
+        }
         return frames
     }
 
@@ -35,9 +37,13 @@ public enum VideoIO {
         let info = input.info()
         let rate = framesPerSecond ?? (info.framesPerSecond > 0 ? info.framesPerSecond : 25)
         let size = outputSize(sourceWidth: info.width, sourceHeight: info.height, width: width, height: height)
-        let writer = try MP4Writer(url: destination, width: size.width, height: size.height, framesPerSecond: rate, crf: crf)
+        let writer = try MP4Writer(
+            url: destination, width: size.width, height: size.height, framesPerSecond: rate, crf: crf)
         var count = 0
-        try input.decode(DecodeOptions(framesPerSecond: framesPerSecond, width: size.width, height: size.height, start: start, end: end)) {
+        try input.decode(
+            DecodeOptions(
+                framesPerSecond: framesPerSecond, width: size.width, height: size.height, start: start, end: end)
+        ) {
             try writer.append($0)
             count += 1
             return true
@@ -53,7 +59,8 @@ public enum VideoIO {
     public static func readVideo(
         _ url: URL, framesPerSecond: Double? = nil, width: Int? = nil, height: Int? = nil
     ) throws -> Tensor {
-        let frames = try decodeFrames(url, options: DecodeOptions(framesPerSecond: framesPerSecond, width: width, height: height))
+        let frames = try decodeFrames(
+            url, options: DecodeOptions(framesPerSecond: framesPerSecond, width: width, height: height))
         return tensor(from: frames)
     }
 
@@ -78,7 +85,8 @@ public enum VideoIO {
 
     /// Frames from a tensor (3, T, H, W) in [-1, 1]; values outside are clamped, then rounded to bytes.
     public static func frames(from video: Tensor, framesPerSecond: Double = 1) -> [RGBFrame] {
-        precondition(video.shape.count == 4 && video.shape[0] == 3, "VideoIO.frames: expected (3, T, H, W), got \(video.shape)")
+        precondition(
+            video.shape.count == 4 && video.shape[0] == 3, "VideoIO.frames: expected (3, T, H, W), got \(video.shape)")
         let (count, height, width) = (video.shape[1], video.shape[2], video.shape[3])
         let plane = width * height
         let scalars = video.scalars
@@ -100,17 +108,21 @@ public enum VideoIO {
         guard let first = frames.first else {
             throw VideoIOError(path: url.path, operation: "encode", reason: "no frames")
         }
-        let writer = try MP4Writer(url: url, width: first.width, height: first.height, framesPerSecond: framesPerSecond, crf: crf)
+        let writer = try MP4Writer(
+            url: url, width: first.width, height: first.height, framesPerSecond: framesPerSecond, crf: crf)
         for frame in frames { try writer.append(frame) }
         try writer.finish()
     }
 
     /// The output size for a decode: the source size, or the one requested, or the other side from the aspect ratio.
-    static func outputSize(sourceWidth: Int, sourceHeight: Int, width: Int?, height: Int?) -> (width: Int, height: Int) {
+    static func outputSize(sourceWidth: Int, sourceHeight: Int, width: Int?, height: Int?) -> (width: Int, height: Int)
+    {
         switch (width, height) {
         case let (w?, h?): return (max(1, w), max(1, h))
-        case let (w?, nil): return (max(1, w), max(1, Int((Double(sourceHeight) * Double(w) / Double(sourceWidth)).rounded())))
-        case let (nil, h?): return (max(1, Int((Double(sourceWidth) * Double(h) / Double(sourceHeight)).rounded())), max(1, h))
+        case let (w?, nil):
+            return (max(1, w), max(1, Int((Double(sourceHeight) * Double(w) / Double(sourceWidth)).rounded())))
+        case let (nil, h?):
+            return (max(1, Int((Double(sourceWidth) * Double(h) / Double(sourceHeight)).rounded())), max(1, h))
         case (nil, nil): return (sourceWidth, sourceHeight)
         }
     }

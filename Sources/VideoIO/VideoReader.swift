@@ -125,8 +125,12 @@ final class VideoInput {
                 avcodec_flush_buffers(decoderContext)
             }
         }
-        guard let packet = av_packet_alloc() else { throw VideoIOError(path: path, operation: "decode", reason: "out of memory") }
-        guard let frame = av_frame_alloc() else { throw VideoIOError(path: path, operation: "decode", reason: "out of memory") }
+        guard let packet = av_packet_alloc() else {
+            throw VideoIOError(path: path, operation: "decode", reason: "out of memory")
+        }
+        guard let frame = av_frame_alloc() else {
+            throw VideoIOError(path: path, operation: "decode", reason: "out of memory")
+        }
         var packetBox: UnsafeMutablePointer<AVPacket>? = packet
         var frameBox: UnsafeMutablePointer<AVFrame>? = frame
         defer {
@@ -207,7 +211,8 @@ final class VideoInput {
             scaler, Int32(sourceWidth), Int32(sourceHeight), AVPixelFormat(rawValue: frame.pointee.format),
             Int32(width), Int32(height), AV_PIX_FMT_RGB24, SWS_AREA, nil, nil, nil)
         guard let scaler else {
-            throw VideoIOError(path: path, operation: "decode", reason: "cannot convert pixel format \(frame.pointee.format)")
+            throw VideoIOError(
+                path: path, operation: "decode", reason: "cannot convert pixel format \(frame.pointee.format)")
         }
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         let sources: [UnsafePointer<UInt8>?] = [

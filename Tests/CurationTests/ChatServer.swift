@@ -28,7 +28,9 @@ final class ChatServer: @unchecked Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(socketFD, 16) == 0 else { throw NSError(domain: "ChatServer", code: 1) }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -79,7 +81,8 @@ final class ChatServer: @unchecked Sendable {
                 headerEnd = end
                 let header = String(decoding: received[..<end.lowerBound], as: UTF8.self).lowercased()
                 for line in header.split(separator: "\r\n") where line.hasPrefix("content-length:") {
-                    contentLength = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+                    contentLength =
+                        Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
                 }
             }
             if let end = headerEnd, received.count - end.upperBound >= contentLength { break }
@@ -102,7 +105,8 @@ final class ChatServer: @unchecked Sendable {
             ])
         }
         var response = Data(
-            "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)
+            "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
+                .utf8)
         response.append(payload)
         _ = response.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
     }

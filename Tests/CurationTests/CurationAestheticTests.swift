@@ -45,14 +45,16 @@ final class CurationAestheticTests: XCTestCase {
         try pipeline.reapply(config: strict)
         let stages = try index.clips().filter { $0.status == "rejected" }.map { $0.stage ?? "" }
         // The four accepted clips and the duplicate (thresholds apply before deduplication); OCR and motion keep theirs.
-        XCTAssertEqual(stages.sorted(), ["aesthetic", "aesthetic", "aesthetic", "aesthetic", "aesthetic", "motion", "ocr"])
+        XCTAssertEqual(
+            stages.sorted(), ["aesthetic", "aesthetic", "aesthetic", "aesthetic", "aesthetic", "motion", "ocr"])
     }
 
     func testNamedWeightsWithoutAPredictorStopTheRun() throws {
         let output = try TestMedia.folder("curation-aesthetic-missing")
         var config = CurationMedia.config
         config.aestheticWeights = "/models/laion-aesthetic.safetensors"
-        let pipeline = try CurationPipeline(config: config, index: try CurationIndex(url: output.appendingPathComponent("i.sqlite")))
+        let pipeline = try CurationPipeline(
+            config: config, index: try CurationIndex(url: output.appendingPathComponent("i.sqlite")))
         XCTAssertThrowsError(try pipeline.run(input: output)) { XCTAssertTrue("\($0)".contains("aestheticWeights")) }
     }
 }

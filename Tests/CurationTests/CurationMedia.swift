@@ -39,23 +39,39 @@ enum CurationMedia {
         func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
         let h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
         try TestMedia.ffmpeg(
-            ["-f", "lavfi", "-i", "testsrc2=\(size):duration=2.5", "-t", "2.5", "-f", "lavfi", "-i", "mandelbrot=\(size)",
-                "-filter_complex", "[0][1]concat=n=2:v=1[v]", "-map", "[v]"] + h264 + [path("cuts.mp4")])
+            [
+                "-f", "lavfi", "-i", "testsrc2=\(size):duration=2.5", "-t", "2.5", "-f", "lavfi", "-i",
+                "mandelbrot=\(size)",
+                "-filter_complex", "[0][1]concat=n=2:v=1[v]", "-map", "[v]",
+            ] + h264 + [path("cuts.mp4")])
         try TestMedia.ffmpeg(
-            ["-f", "lavfi", "-i", "testsrc2=\(size):duration=4.5", "-vf",
-                "drawtext=text='CURATION TEST':fontsize=36:fontcolor=black:box=1:boxcolor=white:boxborderw=8:x=(w-tw)/2:y=(h-th)/2"]
+            [
+                "-f", "lavfi", "-i", "testsrc2=\(size):duration=4.5", "-vf",
+                "drawtext=text='CURATION TEST':fontsize=36:fontcolor=black:box=1:boxcolor=white:boxborderw=8:x=(w-tw)/2:y=(h-th)/2",
+            ]
                 + h264 + [path("text.mp4")])
         try TestMedia.ffmpeg(
-            ["-f", "lavfi", "-i", "smptebars=\(size):duration=4.5", "-c:v", "mpeg4", "-g", "1", "-q:v", "2", path("static.mp4")])
+            [
+                "-f", "lavfi", "-i", "smptebars=\(size):duration=4.5", "-c:v", "mpeg4", "-g", "1", "-q:v", "2",
+                path("static.mp4"),
+            ])
         try TestMedia.ffmpeg(
-            ["-f", "lavfi", "-i", "testsrc2=\(size):duration=2", "-t", "2", "-f", "lavfi", "-i", "mandelbrot=\(size)",
-                "-filter_complex", "[0]split[a][b];[a][1][b]concat=n=3:v=1[v]", "-map", "[v]"] + h264 + [path("repeat.mp4")])
-        try TestMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=24:duration=4.5"] + h264 + [path("lowres.mp4")])
+            [
+                "-f", "lavfi", "-i", "testsrc2=\(size):duration=2", "-t", "2", "-f", "lavfi", "-i",
+                "mandelbrot=\(size)",
+                "-filter_complex", "[0]split[a][b];[a][1][b]concat=n=3:v=1[v]", "-map", "[v]",
+            ] + h264 + [path("repeat.mp4")])
         try TestMedia.ffmpeg(
-            ["-f", "lavfi", "-i", "testsrc2=\(size):duration=4.5", "-c:v", "libx264", "-b:v", "40k", "-maxrate", "40k",
-                "-bufsize", "40k", path("lowbitrate.mp4")])
+            ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=24:duration=4.5"] + h264 + [path("lowres.mp4")])
+        try TestMedia.ffmpeg(
+            [
+                "-f", "lavfi", "-i", "testsrc2=\(size):duration=4.5", "-c:v", "libx264", "-b:v", "40k", "-maxrate",
+                "40k",
+                "-bufsize", "40k", path("lowbitrate.mp4"),
+            ])
         try TestMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=\(size):duration=2"] + h264 + [path("short.mp4")])
-        try Data((0..<5000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }).write(to: folder.appendingPathComponent("corrupt.mp4"))
+        try Data((0..<5000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }).write(
+            to: folder.appendingPathComponent("corrupt.mp4"))
         made = folder
         return folder
     }

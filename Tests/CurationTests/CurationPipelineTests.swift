@@ -32,9 +32,12 @@ final class CurationPipelineTests: XCTestCase {
 
     /// source file name → the clips' "status/stage" in order.
     private func clipOutcomes(_ index: CurationIndex) throws -> [String: [String]] {
-        let names = Dictionary(uniqueKeysWithValues: try index.sources().map { ($0.id, URL(fileURLWithPath: $0.path).lastPathComponent) })
+        let names = Dictionary(
+            uniqueKeysWithValues: try index.sources().map { ($0.id, URL(fileURLWithPath: $0.path).lastPathComponent) })
         var outcomes: [String: [String]] = [:]
-        for clip in try index.clips() { outcomes[names[clip.sourceId]!, default: []].append("\(clip.status)/\(clip.stage ?? "-")") }
+        for clip in try index.clips() {
+            outcomes[names[clip.sourceId]!, default: []].append("\(clip.status)/\(clip.stage ?? "-")")
+        }
         return outcomes
     }
 
@@ -49,7 +52,9 @@ final class CurationPipelineTests: XCTestCase {
         XCTAssertEqual(sources["lowres.mp4"], "rejected/metadata")
         XCTAssertEqual(sources["lowbitrate.mp4"], "rejected/metadata")
         XCTAssertEqual(sources["short.mp4"], "rejected/metadata")
-        for name in ["cuts.mp4", "text.mp4", "static.mp4", "repeat.mp4"] { XCTAssertEqual(sources[name], "done/-", name) }
+        for name in ["cuts.mp4", "text.mp4", "static.mp4", "repeat.mp4"] {
+            XCTAssertEqual(sources[name], "done/-", name)
+        }
 
         let clips = try clipOutcomes(index)
         XCTAssertEqual(clips["cuts.mp4"], ["accepted/-", "accepted/-"])
@@ -166,7 +171,9 @@ final class CurationPipelineTests: XCTestCase {
         try JSONEncoder().encode(CurationMedia.config).write(to: configURL)
         let process = Process()
         process.executableURL = goku
-        process.arguments = ["curate", "run", "--input", media.path, "--output", output.path, "--config", configURL.path]
+        process.arguments = [
+            "curate", "run", "--input", media.path, "--output", output.path, "--config", configURL.path,
+        ]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         // Kill it as soon as the first clip's stage rows are committed, mid-run.
@@ -174,7 +181,9 @@ final class CurationPipelineTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         var killedMidway = false
         while process.isRunning && Date() < deadline {
-            if let rows = try? DatabaseQueue(path: indexURL.path).read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM stage") }),
+            if let rows = try? DatabaseQueue(path: indexURL.path).read({
+                try Int.fetchOne($0, sql: "SELECT count(*) FROM stage")
+            }),
                 (rows ?? 0) > 0
             {
                 kill(process.processIdentifier, SIGKILL)

@@ -24,14 +24,18 @@ final class CurationStageTests: XCTestCase {
 
     func testRefinementSplitsAtDissimilarSamplesAndCapsLength() throws {
         // 25 s shot; samples 1 s apart; the embedding changes between 12 s and 13 s.
-        let samples = (0..<25).map { t in (time: Double(t), embedding: t < 13 ? [Float(1), 0.1, 0] : [Float(0), 0.1, 1]) }
-        let result = ShotDetector.split(contentCuts: [], samples: samples, end: 25, similarityThreshold: 0.85, maximumDuration: 10)
+        let samples = (0..<25).map { t in
+            (time: Double(t), embedding: t < 13 ? [Float(1), 0.1, 0] : [Float(0), 0.1, 1])
+        }
+        let result = ShotDetector.split(
+            contentCuts: [], samples: samples, end: 25, similarityThreshold: 0.85, maximumDuration: 10)
         // [0, 12.5) → two pieces of 6.25 s; [12.5, 25) → two pieces of 6.25 s.
         XCTAssertEqual(result.clips.map(\.start), [0, 6.25, 12.5, 18.75])
         XCTAssertEqual(result.clips.map(\.end), [6.25, 12.5, 18.75, 25])
         // A content cut at 4 s with no dissimilar samples inside either part.
         let same = (0..<8).map { (time: Double($0), embedding: [Float(1), 0, 0]) }
-        let cut = ShotDetector.split(contentCuts: [4], samples: same, end: 8, similarityThreshold: 0.85, maximumDuration: 10)
+        let cut = ShotDetector.split(
+            contentCuts: [4], samples: same, end: 8, similarityThreshold: 0.85, maximumDuration: 10)
         XCTAssertEqual(cut.clips, [TimeSpan(start: 0, end: 4), TimeSpan(start: 4, end: 8)])
     }
 
@@ -82,18 +86,21 @@ final class CurationStageTests: XCTestCase {
     func testTextCoverageSeesBurnedInText() throws {
         let folder = try CurationMedia.sources()
         let ocr = try TextCoverage()
-        let text = try VideoIO.decodeFrames(folder.appendingPathComponent("text.mp4"), options: DecodeOptions(maxFrames: 1))[0]
+        let text = try VideoIO.decodeFrames(
+            folder.appendingPathComponent("text.mp4"), options: DecodeOptions(maxFrames: 1))[0]
         let coverage = ocr.coverage(text)
         // The text line is about 250×26 pixels on 320×240: about 8 % of the frame.
         XCTAssertGreaterThan(coverage, 0.04)
         XCTAssertLessThan(coverage, 0.2)
-        let plain = try VideoIO.decodeFrames(folder.appendingPathComponent("cuts.mp4"), options: DecodeOptions(start: 3, maxFrames: 1))[0]
+        let plain = try VideoIO.decodeFrames(
+            folder.appendingPathComponent("cuts.mp4"), options: DecodeOptions(start: 3, maxFrames: 1))[0]
         XCTAssertLessThan(ocr.coverage(plain), 0.02)
     }
 
     func testMetadataFilterNamesTheFailedCriterion() {
         let config = CurationConfig()
-        let good = VideoInfo(duration: 6, framesPerSecond: 23.976, width: 854, height: 480, bitRate: 900_000, codec: "h264")
+        let good = VideoInfo(
+            duration: 6, framesPerSecond: 23.976, width: 854, height: 480, bitRate: 900_000, codec: "h264")
         XCTAssertNil(ClipFilter.metadataRejection(good, config: config))
         var info = good
         info.duration = 3.9

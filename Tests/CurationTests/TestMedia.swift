@@ -25,7 +25,8 @@ enum TestMedia {
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw NSError(domain: "ffmpeg", code: Int(process.terminationStatus),
+            throw NSError(
+                domain: "ffmpeg", code: Int(process.terminationStatus),
                 userInfo: [NSLocalizedDescriptionKey: String(decoding: message, as: UTF8.self)])
         }
     }

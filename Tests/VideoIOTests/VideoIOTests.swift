@@ -42,9 +42,16 @@ final class VideoIOTests: XCTestCase {
         // A smooth moving gradient: H.264 at crf 18 keeps it within a few levels.
         let (t, h, w) = (6, 48, 64)
         var values = [Float](repeating: 0, count: 3 * t * h * w)
-        for c in 0..<3 { for f in 0..<t { for y in 0..<h { for x in 0..<w {
-            values[((c * t + f) * h + y) * w + x] = Float(sin(Double(x + 3 * f) / 20 + Double(c)) * 0.6 + Double(y) / Double(h) * 0.3)
-        } } } }
+        for c in 0..<3 {
+            for f in 0..<t {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        values[((c * t + f) * h + y) * w + x] = Float(
+                            sin(Double(x + 3 * f) / 20 + Double(c)) * 0.6 + Double(y) / Double(h) * 0.3)
+                    }
+                }
+            }
+        }
         let video = Tensor(shape: [3, t, h, w], scalars: values)
         try VideoIO.writeMP4(video, to: url, framesPerSecond: 24)
         let back = try VideoIO.readVideo(url)
@@ -81,7 +88,8 @@ final class VideoIOTests: XCTestCase {
         XCTAssertThrowsError(try VideoIO.probe(folder.appendingPathComponent("missing.mp4")))
         // A valid file cut short: the header survives, most frames do not.
         let good = folder.appendingPathComponent("good.mp4")
-        try TestMedia.make(good, source: "testsrc2=size=320x240:rate=24:duration=2", extra: ["-movflags", "+faststart"])
+        try TestMedia.make(
+            good, source: "testsrc2=size=320x240:rate=24:duration=2", extra: ["-movflags", "+faststart"])
         let bytes = try Data(contentsOf: good)
         let truncated = folder.appendingPathComponent("truncated.mp4")
         try bytes.prefix(bytes.count / 3).write(to: truncated)
@@ -105,7 +113,9 @@ final class VideoIOTests: XCTestCase {
     }
 }
 
-private func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {
+private func XCTAssertEqual(
+    _ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(a.count, b.count, "counts \(a) vs \(b)", file: file, line: line)
     for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, "\(a) vs \(b)", file: file, line: line) }
 }

@@ -18,12 +18,14 @@ struct BenchCurate: ParsableCommand {
         let url = try input.map { URL(fileURLWithPath: $0) } ?? makeInput()
         let config = CurationConfig()
         let info = try VideoIO.probe(url)
-        print("goku bench curate — \(url.lastPathComponent): \(info.width)×\(info.height), \(BenchHarness.format(info.duration)) s,"
-            + " \(BenchHarness.format(info.framesPerSecond, 3)) fps, \(info.codec); one worker; 480p-tier config")
+        print(
+            "goku bench curate — \(url.lastPathComponent): \(info.width)×\(info.height), \(BenchHarness.format(info.duration)) s,"
+                + " \(BenchHarness.format(info.framesPerSecond, 3)) fps, \(info.codec); one worker; 480p-tier config")
         let runs = options.quick ? 1 : 3
         func line(_ stage: String, _ seconds: Double, clips: Int, note: String = "") {
-            print("  \(stage.padding(toLength: 26, withPad: " ", startingAt: 0)) \(BenchHarness.format(seconds * 1000, 1)) ms"
-                + "  \(BenchHarness.format(Double(clips) / seconds, 2)) clips/s \(note)")
+            print(
+                "  \(stage.padding(toLength: 26, withPad: " ", startingAt: 0)) \(BenchHarness.format(seconds * 1000, 1)) ms"
+                    + "  \(BenchHarness.format(Double(clips) / seconds, 2)) clips/s \(note)")
         }
         let probe = BenchHarness.median(minRuns: runs, minSeconds: 0) { _ = try? VideoIO.probe(url) }
         var detected: ShotDetector.Result? = nil
@@ -32,23 +34,31 @@ struct BenchCurate: ParsableCommand {
         }
         guard let result = detected, let clip = result.clips.first else { throw ValidationError("no clip detected") }
         let clipCount = result.clips.count
-        print("  \(clipCount) clips; per-source stages count clips of this source, per-clip stages one clip of"
-            + " \(BenchHarness.format(clip.duration, 2)) s")
+        print(
+            "  \(clipCount) clips; per-source stages count clips of this source, per-clip stages one clip of"
+                + " \(BenchHarness.format(clip.duration, 2)) s")
         // Reference: the decode alone at the detector's size, the floor shot detection cannot go below.
         let decodeOnly = BenchHarness.median(minRuns: runs, minSeconds: 0) {
             try? VideoIO.decode(url, options: DecodeOptions(width: config.detectorWidth)) { _ in true }
         }
         line("probe + metadata filter", probe, clips: clipCount)
-        line("shot detection", shots, clips: clipCount, note: "(\(BenchHarness.format(shots / decodeOnly, 2))× its decode)")
-        line("  reference: decode only", decodeOnly, clips: clipCount, note: "(\(config.detectorWidth) wide, every frame)")
+        line(
+            "shot detection", shots, clips: clipCount,
+            note: "(\(BenchHarness.format(shots / decodeOnly, 2))× its decode)")
+        line(
+            "  reference: decode only", decodeOnly, clips: clipCount,
+            note: "(\(config.detectorWidth) wide, every frame)")
 
         // Per-clip stages on the first clip: decode once, then each computation alone.
         var frames: [RGBFrame] = []
         let decode = BenchHarness.median(minRuns: runs, minSeconds: 0) {
-            frames = (try? VideoIO.decodeFrames(
-                url, options: DecodeOptions(width: config.analysisWidth, start: clip.start, end: clip.end))) ?? []
+            frames =
+                (try? VideoIO.decodeFrames(
+                    url, options: DecodeOptions(width: config.analysisWidth, start: clip.start, end: clip.end))) ?? []
         }
-        let keyframes = stride(from: 0, to: frames.count, by: max(1, Int(info.framesPerSecond.rounded()))).map { frames[$0] }
+        let keyframes = stride(from: 0, to: frames.count, by: max(1, Int(info.framesPerSecond.rounded()))).map {
+            frames[$0]
+        }
         let greys = frames.prefix(2 * config.motionPairs).map { frame in
             GreyImage(frame).resized(
                 width: config.motionWidth, height: Int(Double(frame.height * config.motionWidth) / Double(frame.width)))
@@ -85,7 +95,8 @@ struct BenchCurate: ParsableCommand {
         let size = "size=1280x720:rate=24"
         process.arguments = [
             "-hide_banner", "-loglevel", "error", "-y", "-t", "5", "-f", "lavfi", "-i", "testsrc2=\(size)", "-t", "5",
-            "-f", "lavfi", "-i", "mandelbrot=\(size)", "-filter_complex", "[0][1]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264",
+            "-f", "lavfi", "-i", "mandelbrot=\(size)", "-filter_complex", "[0][1]concat=n=2:v=1[v]", "-map", "[v]",
+            "-c:v", "libx264",
             "-pix_fmt", "yuv420p", url.path,
         ]
         do { try process.run() } catch { throw ValidationError("ffmpeg is needed to make the input: \(error)") }

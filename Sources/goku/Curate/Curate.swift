@@ -18,7 +18,8 @@ enum CurateFiles {
     static func config(flag: String?, output: URL) throws -> CurationConfig {
         if let flag { return try CurationConfig.read(from: URL(fileURLWithPath: flag)) }
         let saved = config(output)
-        return FileManager.default.fileExists(atPath: saved.path) ? try CurationConfig.read(from: saved) : CurationConfig()
+        return FileManager.default.fileExists(atPath: saved.path)
+            ? try CurationConfig.read(from: saved) : CurationConfig()
     }
 }
 
