@@ -89,13 +89,13 @@ let package = Package(
         .target(
             name: "Curation",
             dependencies: [
-                "VideoIO", "TensorCore", "CTesseract", .product(name: "GRDB", package: "GRDB.swift"),
+                "VideoIO", "TensorCore", "Checkpoint", "CTesseract", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: kernelFlags),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TensorCore", "TestSupport"]),
         .testTarget(name: "CurationTests", dependencies: [
                 "Curation", "VideoIO", "TensorCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
-            ]),
+            ], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

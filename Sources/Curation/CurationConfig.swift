@@ -22,6 +22,9 @@ public struct CurationConfig: Codable, Sendable, Equatable {
     public var detectorWidth: Int = 256
     /// Cosine similarity of adjacent 1-fps frames below which a shot is split (paper: DINO-Sim 0.85 for 480p).
     public var similarityThreshold: Double = 0.85
+    /// A DINOv2 Hugging Face folder (config.json + model.safetensors, e.g. facebook/dinov2-small) for the 1-fps
+    /// refinement, as the paper; nil: the colour-and-edge descriptor (`ColorEdgeEncoder`) with the same threshold.
+    public var dinoWeights: String? = nil
     /// Longest clip, seconds (paper: 10). Longer shots are cut into equal pieces no longer than this.
     public var maximumClipDuration: Double = 10
     /// Shortest clip kept, seconds. Not stated by the paper; 2 s gives a motion score and a caption some footing.
@@ -177,6 +180,7 @@ public struct CurationConfig: Codable, Sendable, Equatable {
         minimumShotFrames = try value(.minimumShotFrames, defaults.minimumShotFrames)
         detectorWidth = try value(.detectorWidth, defaults.detectorWidth)
         similarityThreshold = try value(.similarityThreshold, defaults.similarityThreshold)
+        dinoWeights = try value(.dinoWeights, defaults.dinoWeights)
         maximumClipDuration = try value(.maximumClipDuration, defaults.maximumClipDuration)
         minimumClipDuration = try value(.minimumClipDuration, defaults.minimumClipDuration)
         analysisWidth = try value(.analysisWidth, defaults.analysisWidth)

@@ -31,6 +31,7 @@ public final class CurationPipeline: @unchecked Sendable {
         self.config = config
         self.index = index
         captioner = config.captionEndpoint == nil ? nil : try Captioner(config: config)
+        if let dino = config.dinoWeights { encoder = try DINOv2Encoder(folder: URL(fileURLWithPath: dino)) }
     }
 
     /// Video files directly or deeper under `folder`, sorted by path.
