@@ -4,10 +4,9 @@ import VideoIO
 /// An aesthetic predictor: the paper uses LAION's (a CLIP ViT-L/14 image embedding followed by an MLP, scores ≈ 1–10),
 /// averaged over a clip's keyframes. Implementations must be safe to call from several worker threads.
 ///
-/// No implementation ships here: the predictor needs CLIP ViT-L/14 and the LAION MLP weights, which this project does
-/// not have yet. When `CurationConfig.aestheticWeights` is nil (or no scorer is passed to the pipeline) the aesthetic
-/// stage is recorded as "skipped" for every clip, its threshold is not applied, and deduplication falls back to
-/// sharpness. A score is never made up.
+/// `LAIONAestheticScorer` is the paper's; when `CurationConfig.aestheticWeights` is nil (and no scorer is given to the
+/// pipeline) the aesthetic stage is recorded as "skipped" for every clip, its threshold is not applied, and
+/// deduplication falls back to sharpness. A score is never made up.
 public protocol AestheticScorer: Sendable {
     /// A short name recorded in the index.
     var name: String { get }

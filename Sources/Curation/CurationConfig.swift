@@ -48,10 +48,11 @@ public struct CurationConfig: Codable, Sendable, Equatable {
     public var motionPairs: Int = 8
     /// Lowest mean aesthetic score kept (paper: 4.3). Only applied when aesthetic weights are given.
     public var minimumAesthetic: Double = 4.3
-    /// LAION aesthetic predictor weights, or nil: the aesthetic stage is recorded as skipped. No predictor is built in
-    /// yet (it needs CLIP ViT-L/14), so a run with this set and no `AestheticScorer` passed to the pipeline stops with
-    /// an error instead of skipping silently.
+    /// The LAION aesthetic head (safetensors, `layers.<n>.weight/bias`), or nil: the aesthetic stage is recorded as
+    /// skipped, its threshold not applied. Needs `aestheticCLIP`.
     public var aestheticWeights: String? = nil
+    /// The CLIP model folder for the aesthetic head (ViT-L/14 for LAION's published head).
+    public var aestheticCLIP: String? = nil
     /// Largest Hamming distance (of 64 bits) at which two clips' keyframe pHashes count as duplicates. The paper does
     /// not state it; 10 is the usual imagehash cut for "same picture, re-encoded or slightly moved".
     public var duplicateHammingDistance: Int = 10
@@ -131,6 +132,7 @@ public struct CurationConfig: Codable, Sendable, Equatable {
         try check(minimumMotion >= 0 && maximumMotion >= minimumMotion, "maximumMotion", "must be ≥ minimumMotion ≥ 0")
         try check(motionWidth >= 32, "motionWidth", "must be ≥ 32")
         try check(motionPairs >= 1, "motionPairs", "must be ≥ 1")
+        try check(aestheticWeights == nil || aestheticCLIP != nil, "aestheticCLIP", "must be set with aestheticWeights")
         try check((0...64).contains(duplicateHammingDistance), "duplicateHammingDistance", "must be in [0, 64]")
         if let captionEndpoint {
             try check(URL(string: captionEndpoint)?.scheme != nil, "captionEndpoint", "is not a URL")
@@ -192,6 +194,7 @@ public struct CurationConfig: Codable, Sendable, Equatable {
         motionPairs = try value(.motionPairs, defaults.motionPairs)
         minimumAesthetic = try value(.minimumAesthetic, defaults.minimumAesthetic)
         aestheticWeights = try value(.aestheticWeights, defaults.aestheticWeights)
+        aestheticCLIP = try value(.aestheticCLIP, defaults.aestheticCLIP)
         duplicateHammingDistance = try value(.duplicateHammingDistance, defaults.duplicateHammingDistance)
         captionEndpoint = try value(.captionEndpoint, defaults.captionEndpoint)
         captionAPIKeyVariable = try value(.captionAPIKeyVariable, defaults.captionAPIKeyVariable)

@@ -14,7 +14,7 @@ public final class CurationPipeline: @unchecked Sendable {
     public let index: CurationIndex
     /// Shot refinement encoder.
     public var encoder: any ImageEncoder = ColorEdgeEncoder()
-    /// The aesthetic predictor (nil: the stage is skipped).
+    /// The aesthetic predictor: LAION's when the config names its weights, else nil and the stage is skipped.
     public var aesthetic: (any AestheticScorer)? = nil
     /// Progress lines ("<file>: …"); print by default.
     public var log: @Sendable (String) -> Void = { print($0) }
@@ -32,6 +32,10 @@ public final class CurationPipeline: @unchecked Sendable {
         self.index = index
         captioner = config.captionEndpoint == nil ? nil : try Captioner(config: config)
         if let dino = config.dinoWeights { encoder = try DINOv2Encoder(folder: URL(fileURLWithPath: dino)) }
+        if let head = config.aestheticWeights, let clip = config.aestheticCLIP {
+            aesthetic = try LAIONAestheticScorer(
+                clipFolder: URL(fileURLWithPath: clip), headWeights: URL(fileURLWithPath: head))
+        }
     }
 
     /// Video files directly or deeper under `folder`, sorted by path.
@@ -51,13 +55,6 @@ public final class CurationPipeline: @unchecked Sendable {
 
     /// Adds the videos under `input` and processes every unfinished source with `jobs` workers, then balances.
     public func run(input: URL, jobs: Int = 1) throws {
-        if let weights = config.aestheticWeights, aesthetic == nil {
-            // Never fall back silently to "skipped" when a score was asked for.
-            throw CurationError.invalidConfig(
-                field: "aestheticWeights",
-                reason:
-                    "is set (\(weights)) but no LAION predictor is built in; pass an AestheticScorer to the pipeline")
-        }
         let added = try index.addSources(Self.videoFiles(in: input))
         let pending = try index.unfinishedSources()
         log("curate: \(added) new sources, \(pending.count) to process, \(max(1, jobs)) workers")

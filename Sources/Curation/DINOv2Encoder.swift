@@ -166,29 +166,7 @@ public final class DINOv2Encoder: ImageEncoder, @unchecked Sendable {
     /// The pooled CLS embedding of a frame (resized to imageSize², normalised).
     public func embed(_ frame: RGBFrame) -> [Float] {
         let s = configuration.imageSize
-        var pixels = [Float](repeating: 0, count: 3 * s * s)
-        // Bilinear resize with half-pixel centres (align_corners = false).
-        let sx = Float(frame.width) / Float(s)
-        let sy = Float(frame.height) / Float(s)
-        for y in 0..<s {
-            let fy = max(0, (Float(y) + 0.5) * sy - 0.5)
-            let y0 = min(frame.height - 1, Int(fy))
-            let y1 = min(frame.height - 1, y0 + 1)
-            let ty = fy - Float(y0)
-            for x in 0..<s {
-                let fx = max(0, (Float(x) + 0.5) * sx - 0.5)
-                let x0 = min(frame.width - 1, Int(fx))
-                let x1 = min(frame.width - 1, x0 + 1)
-                let tx = fx - Float(x0)
-                for c in 0..<3 {
-                    func at(_ xx: Int, _ yy: Int) -> Float { Float(frame.pixels[(yy * frame.width + xx) * 3 + c]) }
-                    let top = at(x0, y0) * (1 - tx) + at(x1, y0) * tx
-                    let bottom = at(x0, y1) * (1 - tx) + at(x1, y1) * tx
-                    let value = (top * (1 - ty) + bottom * ty) / 255
-                    pixels[(c * s + y) * s + x] = (value - Self.mean[c]) / Self.standardDeviation[c]
-                }
-            }
-        }
+        let pixels = normalizedPixels(frame, size: s, mean: Self.mean, standardDeviation: Self.standardDeviation)
         lock.lock()
         defer { lock.unlock() }
         return forward(Tensor(shape: [1, 3, s, s], scalars: pixels)).pooled.scalars

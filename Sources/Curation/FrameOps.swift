@@ -123,3 +123,31 @@ struct HSVPlanes {
             + meanAbsolute(value, other.value)) / 3
     }
 }
+
+/// A frame as a model input: resized to size × size (bilinear, half-pixel centres as align_corners = false; squashed,
+/// not cropped, so the whole frame is seen), scaled to [0, 1] and normalised per channel; channel-major (3, S, S).
+func normalizedPixels(_ frame: RGBFrame, size s: Int, mean: [Float], standardDeviation: [Float]) -> [Float] {
+    var pixels = [Float](repeating: 0, count: 3 * s * s)
+    let sx = Float(frame.width) / Float(s)
+    let sy = Float(frame.height) / Float(s)
+    for y in 0..<s {
+        let fy = max(0, (Float(y) + 0.5) * sy - 0.5)
+        let y0 = min(frame.height - 1, Int(fy))
+        let y1 = min(frame.height - 1, y0 + 1)
+        let ty = fy - Float(y0)
+        for x in 0..<s {
+            let fx = max(0, (Float(x) + 0.5) * sx - 0.5)
+            let x0 = min(frame.width - 1, Int(fx))
+            let x1 = min(frame.width - 1, x0 + 1)
+            let tx = fx - Float(x0)
+            for c in 0..<3 {
+                func at(_ xx: Int, _ yy: Int) -> Float { Float(frame.pixels[(yy * frame.width + xx) * 3 + c]) }
+                let top = at(x0, y0) * (1 - tx) + at(x1, y0) * tx
+                let bottom = at(x0, y1) * (1 - tx) + at(x1, y1) * tx
+                let value = (top * (1 - ty) + bottom * ty) / 255
+                pixels[(c * s + y) * s + x] = (value - mean[c]) / standardDeviation[c]
+            }
+        }
+    }
+    return pixels
+}

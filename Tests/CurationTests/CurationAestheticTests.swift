@@ -1,5 +1,6 @@
 import Curation
 import Foundation
+import TestSupport
 import VideoIO
 import XCTest
 
@@ -49,12 +50,35 @@ final class CurationAestheticTests: XCTestCase {
             stages.sorted(), ["aesthetic", "aesthetic", "aesthetic", "aesthetic", "aesthetic", "motion", "ocr"])
     }
 
-    func testNamedWeightsWithoutAPredictorStopTheRun() throws {
-        let output = try TestMedia.folder("curation-aesthetic-missing")
+    func testLAIONScorerMatchesTransformers() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        let scorer = try LAIONAestheticScorer(
+            clipFolder: fixtures.appendingPathComponent("clip_tiny"),
+            headWeights: fixtures.appendingPathComponent("aesthetic_mlp.safetensors"))
+        let io = try Fixture.load("aesthetic_io", target: "CurationTests")
+        expectClose(
+            scorer.imageEmbeddings(io.tensor("pixel_values")), io.tensor("image_embeds"), rtol: 1e-4, atol: 1e-4)
+        expectClose(scorer.scores(io.tensor("pixel_values")), io.tensor("score").doubleScalars, rtol: 1e-4, atol: 1e-4)
+
+        // From the config, in the pipeline.
         var config = CurationMedia.config
-        config.aestheticWeights = "/models/laion-aesthetic.safetensors"
-        let pipeline = try CurationPipeline(
-            config: config, index: try CurationIndex(url: output.appendingPathComponent("i.sqlite")))
-        XCTAssertThrowsError(try pipeline.run(input: output)) { XCTAssertTrue("\($0)".contains("aestheticWeights")) }
+        config.aestheticWeights = fixtures.appendingPathComponent("aesthetic_mlp.safetensors").path
+        config.aestheticCLIP = fixtures.appendingPathComponent("clip_tiny").path
+        let index = try CurationIndex(url: try TestMedia.folder("laion").appendingPathComponent("i.sqlite"))
+        let pipeline = try CurationPipeline(config: config, index: index)
+        XCTAssertTrue(pipeline.aesthetic is LAIONAestheticScorer)
+        let frame = RGBFrame(width: 4, height: 4, time: 0, pixels: [UInt8](repeating: 128, count: 48))
+        XCTAssertTrue(try scorer.score(frame).isFinite)
+    }
+
+    func testWeightsWithoutCLIPAreAConfigError() throws {
+        var config = CurationMedia.config
+        config.aestheticWeights = "/models/aesthetic.safetensors"
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("aestheticCLIP")) }
+        config.aestheticCLIP = "/nonexistent/clip"
+        let index = try CurationIndex(url: try TestMedia.folder("laion-missing").appendingPathComponent("i.sqlite"))
+        XCTAssertThrowsError(try CurationPipeline(config: config, index: index)) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/clip"), "\($0)")
+        }
     }
 }

@@ -24,13 +24,25 @@ dinov2_tiny/model.safetensors
 dinov2_tiny_io.safetensors
     pixel_values (2,3,16,16) (normalised pixels, randn), last_hidden_state (2,17,32), pooler_output (2,32) (the CLS
     token after the final layer norm).
+clip_tiny/config.json, clip_tiny/model.safetensors
+    a tiny random CLIPVisionModelWithProjection (hidden_size 32, intermediate_size 64, 2 layers, 4 heads,
+    image_size 16, patch_size 4, projection_dim 24, quick_gelu, layer_norm_eps 1e-5) under transformers' names:
+    vision_model.embeddings.{class_embedding (32), patch_embedding.weight (32,3,4,4), position_embedding.weight
+    (17,32)}, vision_model.pre_layrnorm, vision_model.encoder.layers.{i}.{layer_norm1, layer_norm2,
+    self_attn.{q,k,v,out}_proj, mlp.fc1, mlp.fc2}, vision_model.post_layernorm, visual_projection.weight (24,32).
+aesthetic_mlp.safetensors
+    a LAION-style aesthetic head: Linear layers applied in order with no activation (the original has dropouts
+    between, hence the gaps): layers.0 (16,24), layers.2 (8,16), layers.3 (1,8), weights and biases.
+aesthetic_io.safetensors
+    pixel_values (2,3,16,16), image_embeds (2,24) (visual_projection of the post-layer-normed CLS token),
+    score (2) = head(image_embeds / ||image_embeds||).
 """
 import json
 import os
 
 import torch
 from safetensors.torch import save_file
-from transformers import Dinov2Config, Dinov2Model
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
@@ -82,6 +94,49 @@ def main():
         "last_hidden_state": out.last_hidden_state.float().contiguous(),
         "pooler_output": out.pooler_output.float().contiguous(),
     }, os.path.join(ROOT, "dinov2_tiny_io.safetensors"))
+
+    make_aesthetic()
+
+
+def make_aesthetic():
+    g = torch.Generator().manual_seed(20240602)
+    config = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=16,
+        patch_size=4, projection_dim=24, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    model = CLIPVisionModelWithProjection(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    folder = os.path.join(ROOT, "clip_tiny")
+    os.makedirs(folder, exist_ok=True)
+    save_file({k: v.detach().float().contiguous() for k, v in model.state_dict().items()},
+              os.path.join(folder, "model.safetensors"))
+    keep = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
+            "patch_size", "projection_dim", "hidden_act", "layer_norm_eps", "num_channels", "model_type"]
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({k: getattr(config, k) for k in keep}, f, indent=2, sort_keys=True)
+
+    head = {}
+    sizes = [(0, 24, 16), (2, 16, 8), (3, 8, 1)]
+    for index, fan_in, fan_out in sizes:
+        head[f"layers.{index}.weight"] = 0.3 * torch.randn((fan_out, fan_in), generator=g)
+        head[f"layers.{index}.bias"] = 0.3 * torch.randn((fan_out,), generator=g)
+    save_file({k: v.contiguous() for k, v in head.items()}, os.path.join(ROOT, "aesthetic_mlp.safetensors"))
+
+    pixels = torch.randn((2, 3, 16, 16), generator=g)
+    with torch.no_grad():
+        embeds = model.double()(pixel_values=pixels.double()).image_embeds
+        x = embeds / embeds.norm(dim=-1, keepdim=True)
+        for index, _, _ in sizes:
+            x = x @ head[f"layers.{index}.weight"].double().T + head[f"layers.{index}.bias"].double()
+    save_file({
+        "pixel_values": pixels.contiguous(),
+        "image_embeds": embeds.float().contiguous(),
+        "score": x.reshape(-1).float().contiguous(),
+    }, os.path.join(ROOT, "aesthetic_io.safetensors"))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ struct BenchCurate: ParsableCommand {
         line("motion (Farnebäck)", motion, clips: 1, note: "(\(greys.count / 2) pairs at \(config.motionWidth) wide)")
         line("OCR (Tesseract)", text, clips: 1, note: "(\(keyframes.count) keyframes)")
         line("pHash + sharpness", hashes, clips: 1, note: "(\(keyframes.count) keyframes)")
-        print("  aesthetic                  skipped: no LAION predictor weights in this project")
+        print("  aesthetic                  skipped: the bench runs without LAION weights")
         line("all per-clip stages", whole, clips: 1, note: "(one decode; as the pipeline runs them)")
     }
 
