@@ -3,7 +3,9 @@ import VideoIO
 
 /// Writes accepted clips as H.264 MP4 files plus `manifest.jsonl`, the training dataset format: one JSON object a
 /// line with `file` (relative to the manifest), `caption`, `frames`, `width`, `height`, `fps`, `category`, `weight`
-/// and `scores` (motion, ocr, aesthetic when computed, similarity, sharpness).
+/// and `scores` (motion, ocr, aesthetic when computed, similarity, sharpness). The first five are the keys every
+/// `manifest.jsonl` reader of the project takes (`frames` is the exact count in the file); the rest are extra keys
+/// such readers ignore.
 public enum CurationExport {
     /// One manifest line.
     public struct Entry: Codable, Sendable, Equatable {
@@ -42,12 +44,19 @@ public enum CurationExport {
             let destination = clipsFolder.appendingPathComponent(name)
             let width = info.width & ~1
             let height = info.height & ~1
-            if !FileManager.default.fileExists(atPath: destination.path) {
-                try VideoIO.cut(
+            // The exact frame count (readers check it against the decoded clip): from the encoder, or for a clip
+            // exported by an earlier run, by decoding it small.
+            var frames = 0
+            if FileManager.default.fileExists(atPath: destination.path) {
+                try VideoIO.decode(destination, options: DecodeOptions(width: 16, height: 16)) { _ in
+                    frames += 1
+                    return true
+                }
+            } else {
+                frames = try VideoIO.cut(
                     URL(fileURLWithPath: source.path), start: clip.span.start, end: clip.span.end, to: destination,
                     crf: crf)
             }
-            let frames = max(1, Int((clip.span.duration * info.framesPerSecond).rounded()))
             var scores: [String: Double] = ["similarity": clip.similarity]
             for (name, result) in clip.stages where result.status == "done" {
                 if let score = result.score { scores[name == "phash" ? "sharpness" : name] = score }

@@ -121,6 +121,9 @@ final class CurationPipelineTests: XCTestCase {
         XCTAssertEqual(entry.height, 240)
         XCTAssertEqual(info.duration, 2.5, accuracy: 0.1)
         XCTAssertNotNil(entry.scores["motion"])
+        XCTAssertEqual(entry.frames, try VideoIO.decodeFrames(dataset.appendingPathComponent(entry.file)).count)
+        // A second export keeps the clips already written and reports the same entries.
+        XCTAssertEqual(try CurationExport.export(index: index, to: dataset), entries)
 
         // Report: counts and one PNG per score.
         let report = try CurationReport(index: index)
