@@ -18,10 +18,20 @@ public struct CurationReport: Sendable {
     public var scores: [String: [Double]] = [:]
     /// Accepted clips by category.
     public var categories: [String: Int] = [:]
+    /// Failed or rejected sources: file name, stage and reason.
+    public var sourceReasons: [(file: String, stage: String, reason: String)] = []
 
     /// Gathers the report from the index.
     public init(index: CurationIndex) throws {
         for source in try index.sources() { sourceStatus[source.status, default: 0] += 1 }
+        try index.database.read { db in
+            for row in try Row.fetchAll(
+                db, sql: "SELECT path, stage, reason FROM source WHERE status IN ('failed', 'rejected') ORDER BY path")
+            {
+                sourceReasons.append(
+                    (URL(fileURLWithPath: row["path"]).lastPathComponent, row["stage"] ?? "", row["reason"] ?? ""))
+            }
+        }
         try index.database.read { db in
             for row in try Row.fetchAll(
                 db, sql: "SELECT stage, count(*) AS n FROM source WHERE stage IS NOT NULL GROUP BY stage")
@@ -47,6 +57,7 @@ public struct CurationReport: Sendable {
             "\(title):\n" + counts.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)\n" }.joined()
         }
         var out = lines("sources", sourceStatus) + lines("sources failed or rejected, by stage", sourceStages)
+        for (file, stage, reason) in sourceReasons { out += "  \(file): \(stage): \(reason)\n" }
         out += lines("clips", clipStatus) + lines("clips rejected, by stage", clipStages)
         out += lines("stage results", stageStatus) + lines("accepted clips by category", categories)
         for (name, values) in scores.sorted(by: { $0.key < $1.key }) where !values.isEmpty {
