@@ -21,6 +21,8 @@ public struct CurationConfig: Codable, Sendable, Equatable {
     /// Width of the frames the content detector sees (PySceneDetect downscales too; 256 keeps the histogram honest).
     public var detectorWidth: Int = 256
     /// Cosine similarity of adjacent 1-fps frames below which a shot is split (paper: DINO-Sim 0.85 for 480p).
+    /// Re-applied to stored scores, a higher value rejects clips holding a less similar pair (stage "similarity")
+    /// rather than splitting them again.
     public var similarityThreshold: Double = 0.85
     /// A DINOv2 Hugging Face folder (config.json + model.safetensors, e.g. facebook/dinov2-small) for the 1-fps
     /// refinement, as the paper; nil: the colour-and-edge descriptor (`ColorEdgeEncoder`) with the same threshold.
