@@ -53,10 +53,13 @@ let package = Package(
         .library(name: "GokuModel", targets: ["GokuModel"]),
         .library(name: "RectifiedFlow", targets: ["RectifiedFlow"]),
         .library(name: "TextEncoder", targets: ["TextEncoder"]),
+        .library(name: "VideoIO", targets: ["VideoIO"]),
+        .library(name: "Curation", targets: ["Curation"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -75,6 +78,8 @@ let package = Package(
                 "TextEncoder",
                 "Media",
                 "ShapesDataset",
+                "VideoIO",
+                "Curation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -103,6 +108,23 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
         .target(name: "ShapesDataset", dependencies: ["TensorCore", "Media"]),
         .testTarget(name: "ShapesDatasetTests", dependencies: ["ShapesDataset", "Media", "TestSupport"]),
+        .systemLibrary(
+            name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
+        .systemLibrary(
+            name: "CTesseract", path: "Sources/CTesseract", pkgConfig: "tesseract",
+            providers: [.apt(["libtesseract-dev", "tesseract-ocr-eng"])]),
+        .target(name: "VideoIO", dependencies: ["CFFmpeg", "TensorCore"], swiftSettings: kernelFlags),
+        .target(
+            name: "Curation",
+            dependencies: [
+                "VideoIO", "TensorCore", "Checkpoint", "CTesseract", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: kernelFlags),
+        .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TensorCore", "TestSupport"]),
+        .testTarget(name: "CurationTests", dependencies: [
+                "Curation", "VideoIO", "TensorCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

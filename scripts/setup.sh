@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libopenblas-dev libopenblas0-pthread libdnnl-dev zlib1g-dev)
+packages=(pkg-config libopenblas-dev libopenblas0-pthread libdnnl-dev zlib1g-dev
+    libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg libsqlite3-dev
+    libtesseract-dev tesseract-ocr-eng)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -8,7 +8,7 @@ struct Goku: ParsableCommand {
         commandName: "goku",
         abstract: "Goku: rectified-flow Transformers for joint image and video generation.",
         version: GokuVersion.string,
-        subcommands: [Info.self, Bench.self, TextCommand.self, DataCommand.self])
+        subcommands: [Info.self, Bench.self, TextCommand.self, DataCommand.self, Curate.self])
 }
 
 enum GokuVersion {

@@ -1,0 +1,2 @@
+// Tesseract's C API (libtesseract) for Swift.
+#include <tesseract/capi.h>
