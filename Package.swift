@@ -104,7 +104,7 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Media", dependencies: ["TensorCore", "CZlib"]),
+        .target(name: "Media", dependencies: ["TensorCore", "CZlib", "VideoIO"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
         .target(name: "ShapesDataset", dependencies: ["TensorCore", "Media"]),
         .testTarget(name: "ShapesDatasetTests", dependencies: ["ShapesDataset", "Media", "TestSupport"]),

@@ -1,19 +1,21 @@
 import Foundation
 import TensorCore
+import VideoIO
 
 /// Reads and writes videos as tensors `(3, T, H, W)` with values in [-1, 1], choosing the format by extension.
 ///
 /// - `.png`: a one-frame video (an image is a one-frame clip, as for the VAE);
 /// - `.gif`: an animated GIF (see `GIFCodec`: frames composed onto the full canvas; written looping forever);
-/// - `.mp4`: not handled here: MP4 needs FFmpeg, which lives in its own target; these functions throw
-///   `MediaError.unsupported` saying so.
+/// - `.mp4` (also `.mov`, `.webm`, `.mkv`, `.avi` for reading): through FFmpeg's libraries (`VideoIO`); written as
+///   H.264 in an MP4 container.
 /// Writes are atomic (temporary file, then rename).
 public enum VideoFile {
     /// Reads a `.png` (one frame) or `.gif` file as a float32 tensor `(3, T, H, W)` in [-1, 1].
     ///
     /// Throws `MediaError` naming the file for an unknown or unsupported extension, or a corrupt or truncated file.
     public static func read(_ url: URL) throws -> Tensor {
-        RGBImage.video(try readFrames(url))
+        if case .ffmpeg = try Format(url) { return try VideoIO.readVideo(url) }
+        return RGBImage.video(try readFrames(url))
     }
 
     /// Reads the frames of a `.png` or `.gif` file as 8-bit RGB.
@@ -21,6 +23,7 @@ public enum VideoFile {
         switch try Format(url) {
         case .png: return [try ImageFile.readRGB(url)]
         case .gif: return try GIFCodec.decode(try MediaIO.readBytes(url), file: url.path).frames
+        case .ffmpeg: return try RGBImage.frames(of: try VideoIO.readVideo(url), file: url.path)
         }
     }
 
@@ -33,6 +36,16 @@ public enum VideoFile {
         _ video: Tensor, to url: URL, framesPerSecond: Double,
         palette: GIFCodec.Palette = .automatic(dithering: true)
     ) throws {
+        if case .ffmpeg = try Format(url) {
+            guard url.pathExtension.lowercased() == "mp4" else {
+                throw MediaError.unsupported(file: url.path, reason: "videos are written as .mp4, .gif or .png")
+            }
+            guard framesPerSecond.isFinite, framesPerSecond > 0 else {
+                throw MediaError.invalidInput(file: url.path, reason: "frames per second \(framesPerSecond)")
+            }
+            try VideoIO.writeMP4(video, to: url, framesPerSecond: framesPerSecond)
+            return
+        }
         let frames = try RGBImage.frames(of: video, file: url.path)
         try write(frames, to: url, framesPerSecond: framesPerSecond, palette: palette)
     }
@@ -61,25 +74,23 @@ public enum VideoFile {
             }
             let delay = GIFCodec.delay(framesPerSecond: framesPerSecond)
             try MediaIO.writeAtomically(GIFCodec.encode(frames, delay: delay, palette: palette), to: url)
+        case .ffmpeg:
+            try write(RGBImage.video(frames), to: url, framesPerSecond: framesPerSecond)
         }
     }
 
     /// The formats handled here.
     enum Format {
-        case png, gif
+        case png, gif, ffmpeg
 
         init(_ url: URL) throws {
             switch url.pathExtension.lowercased() {
             case "png": self = .png
             case "gif": self = .gif
-            case "mp4", "mov", "webm", "mkv", "avi":
-                throw MediaError.unsupported(
-                    file: url.path,
-                    reason: ".\(url.pathExtension) video needs FFmpeg, which this build does not have; "
-                        + "use .gif or .png")
+            case "mp4", "mov", "webm", "mkv", "avi": self = .ffmpeg
             default:
                 throw MediaError.unsupported(
-                    file: url.path, reason: "unknown extension \".\(url.pathExtension)\" (expected .png or .gif)")
+                    file: url.path, reason: "unknown extension \".\(url.pathExtension)\" (expected .png, .gif or .mp4)")
             }
         }
     }
