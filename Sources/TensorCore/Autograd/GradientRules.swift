@@ -166,10 +166,16 @@ extension Tensor {
         return out
     }
 
-    /// grad · op′(x), fused in one pass.
+    /// grad · op′(x), fused in one pass (Float exp, sigmoid, SiLU and GELU-tanh through `VectorUnary`'s lanes).
     static func unaryBackward(_ op: UnaryOp, x: Tensor, y: Tensor, grad: Tensor) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         func run<T: TensorScalar>(_: T.Type) {
+            if T.self == Float.self && VectorUnary.supports(op) {
+                VectorUnary.applyBackward(
+                    op, x: x.storage.pointer(as: Float.self), y: y.storage.pointer(as: Float.self),
+                    grad: grad.storage.pointer(as: Float.self), out.storage.pointer(as: Float.self), x.count)
+                return
+            }
             let px = x.storage.pointer(as: T.self), py = y.storage.pointer(as: T.self)
             let pg = grad.storage.pointer(as: T.self), po = out.storage.pointer(as: T.self)
             Parallel.forEach(x.count, grain: 16384) { range in
