@@ -112,8 +112,12 @@ public enum GradientRules {
         { g in [Tensor.scatterAdd(g, axis: axis, indices: indices, extent: source[axis])] }
     }
 
-    static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> (Tensor) -> [Tensor?] {
-        { g in
+    /// The products of the gradients run in `mode`, the forward product's precision (mixed precision covers the
+    /// input- and weight-gradient products too).
+    static func matmul(
+        _ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, mode: MixedPrecision.Mode = .float32
+    ) -> (Tensor) -> [Tensor?] {
+        { g in MixedPrecision.with(mode) {
             // C = op(A)·op(B). dop(A) = g·op(B)ᵀ, dop(B) = op(A)ᵀ·g, then undo the op.
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.needsGrad {
@@ -127,7 +131,7 @@ public enum GradientRules {
                     : Tensor.matmul(a, g, transposeA: !transposeA)  // (K, N) = op(A)ᵀ·g
             }
             return [ga.map { $0.sumTo(a.shape) }, gb.map { $0.sumTo(b.shape) }]
-        }
+        } }
     }
 }
 
