@@ -74,6 +74,11 @@ public final class GokuBlock: Module {
     /// (norm, ·(1 + scale), + shift, gate·branch, x +), which gives the identical forward result and is kept as
     /// the benchmark's baseline and the tests' reference.
     public var fusedModulation = true
+    /// The precision of the block's matrix products: `.bfloat16` runs them through oneDNN with bfloat16 operands and
+    /// Float32 accumulation (`MixedPrecision`), `.float32` forces Float32, nil (the default) inherits the caller's
+    /// `MixedPrecision` scope. Set on the block rather than only around the call so that activation checkpointing's
+    /// recomputation during backward uses it too.
+    public var matmulPrecision: MixedPrecision.Mode?
 
     /// - Parameters: config: the architecture; generator: draws the initial weights.
     public init(_ config: GokuConfig, generator: RandomGenerator) {
@@ -97,6 +102,12 @@ public final class GokuBlock: Module {
     ///   - batch: the pack: token layout, text states, RoPE tables and attention masks.
     /// - Returns: (1, L, D).
     public func callAsFunction(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
+        guard let matmulPrecision else { return forward(x, conditioning: conditioning, batch: batch) }
+        return MixedPrecision.with(matmulPrecision) { forward(x, conditioning: conditioning, batch: batch) }
+    }
+
+    /// The block's maths, in the caller's matmul precision.
+    func forward(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
         let m = adaLNModulation(conditioning, layout: batch.layout)
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
         guard fusedModulation else {
