@@ -45,6 +45,18 @@ public enum MixedPrecision {
     /// Whether bfloat16 products run through oneDNN on this machine (false: they fall back to Float32).
     public static var isAvailable: Bool { DNNLMatmul.isAvailable }
 
+    /// The reference for benchmarks ("raw oneDNN"): C (M, N) = A·Wᵀ with A already in bfloat16 bits (M, K) and W
+    /// (N, K) Float32 from the weight cache, through the same cached primitive the engine uses, without the engine's
+    /// per-call rounding of A and tensor allocation. False when oneDNN is unavailable or fails.
+    public static func rawProduct(
+        m: Int, n: Int, k: Int, aBits: UnsafeMutablePointer<UInt16>, weight: Tensor, c: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        precondition(weight.shape == [n, k] && weight.dtype == .float32, "rawProduct: weight must be Float32 (\(n), \(k))")
+        return DNNLMatmul.rawProduct(
+            m: m, n: n, k: k, aBits: aBits, b: weight.storage.pointer(as: Float.self), weight: weight.storage,
+            transB: true, c: c)
+    }
+
     /// The CPU instruction set oneDNN dispatches to (for example "avx512_core_amx" or "avx512_core_bf16"), or nil
     /// without oneDNN.
     public static var instructionSet: String? { DNNLMatmul.instructionSet }

@@ -191,10 +191,21 @@ enum DNNLMatmul {
         return to
     }
 
-    /// Rounds `count` Floats to bfloat16 bits.
+    /// Rounds `count` Floats to bfloat16 bits (round to nearest even, NaN kept quiet, as `BFloat16.bits`), sixteen
+    /// lanes at a time on the calling thread: oneDNN's OpenMP workers are still spinning right after a product, and
+    /// a second thread pool competing with them for the cores costs more than the pass itself.
     static func roundToBFloat16(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, _ count: Int) {
-        Parallel.forEach(count, grain: 1 << 15) { range in
-            for i in range { y[i] = BFloat16.bits(from: x[i]) }
+        var i = 0
+        while i + 16 <= count {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt32>.self)
+            var r = (v &+ 0x7fff &+ ((v &>> 16) & 1)) &>> 16
+            r.replace(with: (v &>> 16) | 0x40, where: (v & 0x7fff_ffff) .> 0x7f80_0000)
+            for j in 0..<16 { y[i + j] = UInt16(truncatingIfNeeded: r[j]) }
+            i += 16
+        }
+        while i < count {
+            y[i] = BFloat16.bits(from: x[i])
+            i += 1
         }
     }
 

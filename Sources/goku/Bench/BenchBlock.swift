@@ -5,34 +5,48 @@ import GokuModel
 import TensorCore
 
 /// `goku bench block`: forward + backward of one goku-1b-shaped Goku block (D 1152, 16 heads of 72, 1024 video
-/// tokens, 77 text tokens of width 2048, adaLN and cross-attention included), fp32.
+/// tokens, 77 text tokens of width 2048, adaLN and cross-attention included), in fp32 or with bf16 matrix products
+/// (`--dtype bf16`: `GokuBlock.matmulPrecision = .bfloat16`, oneDNN).
 ///
 /// Printed per case: median ms, GFLOP/s from the analytic FLOP count (linear layers and attention products, backward
 /// counted as twice the forward), the fraction of the fp32 ceiling — raw `cblas_sgemm` on the block's FFN shape,
-/// measured in the same run — and peak resident memory above the resident size before the case. The block runs
+/// measured in the same run (for bf16: raw oneDNN bf16 on that shape with packed weights) — and the memory one step allocates (`stepMemory`). The block runs
 /// with the fused adaLN kernels and, for comparison, with the same maths composed from separate ops
 /// (`GokuBlock.fusedModulation = false`); both are checked to agree before timing. Then the adaLN elementwise work
 /// alone (modulated norms and gated residuals, fused vs composed) and attention alone at 4096 tokens.
 /// `--compare-torch` runs `scripts/bench/torch_block.py` (PyTorch, same block) as a subprocess when a Python with
 /// torch is found (`GOKU_TORCH_PYTHON`, else `.venv-bench/bin/python`) and prints the time ratios.
 ///
-/// bf16 (oneDNN) matrix products are not part of this build, so there is no `--dtype bf16` yet.
+/// Attention alone runs in fp32 at either dtype (its tile products have no bf16 path yet).
 struct BenchBlock: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "block", abstract: "One goku-1b block forward+backward, fused vs unfused, optionally beside PyTorch.")
 
     @OptionGroup var options: BenchOptions
 
+    @Option(help: "Matrix-product precision: fp32, or bf16 (oneDNN, fp32 accumulation).")
+    var dtype: String = "fp32"
+
     @Flag(help: "Also run scripts/bench/torch_block.py (needs .venv-bench or GOKU_TORCH_PYTHON) and print ratios.")
     var compareTorch = false
 
     func run() throws {
         options.apply()
+        guard dtype == "fp32" || dtype == "bf16" else { throw ValidationError("--dtype must be fp32 or bf16, got \(dtype)") }
+        guard dtype == "fp32" || MixedPrecision.isAvailable else {
+            throw ValidationError("--dtype bf16 needs oneDNN (libdnnl), which created no CPU engine here")
+        }
         print("goku bench block — \(Parallel.threadCount) threads; BLAS: \(Parallel.blasDescription)")
         let tokens = options.quick ? 256 : 1024, textTokens = 77
-        let ceiling = sgemmCeiling(rows: tokens)
-        print(
-            "fp32 ceiling: raw cblas_sgemm \(tokens)×1152·1152×4608 \(BenchHarness.format(ceiling)) GFLOP/s (same run)")
+        let sgemm = sgemmCeiling(rows: tokens)
+        print("fp32 ceiling: raw cblas_sgemm \(tokens)×1152·1152×4608 \(BenchHarness.format(sgemm)) GFLOP/s (same run)")
+        var ceiling = sgemm
+        if dtype == "bf16" {
+            ceiling = oneDNNCeiling(rows: tokens)
+            print(
+                "bf16 ceiling: raw oneDNN (\(MixedPrecision.instructionSet ?? "?")) \(tokens)×1152·1152×4608"
+                    + " \(BenchHarness.format(ceiling)) GFLOP/s (same run)")
+        }
         let block = try blockCases(tokens: tokens, textTokens: textTokens, ceiling: ceiling)
         modulationCases(tokens: tokens)
         let attention = attentionCase(length: options.quick ? 1024 : 4096)
@@ -54,6 +68,31 @@ struct BenchBlock: ParsableCommand {
         return 2.0 * Double(rows * k * n) / t / 1e9
     }
 
+    /// What one run of `body` allocates: its peak resident memory above the resident memory before it, with the
+    /// engine's buffer cache emptied first (so buffers cached by earlier cases neither hide nor inflate it).
+    static func stepMemory(_ body: () -> Void) -> Int {
+        TensorStorage.emptyCache()
+        let base = BenchHarness.residentMemory()
+        BenchHarness.resetPeakMemory()
+        body()
+        return BenchHarness.peakMemory() - base
+    }
+
+    /// GFLOP/s of raw oneDNN bf16 on (rows × 1152)·(1152 × 4608) with packed weights and pre-rounded input.
+    func oneDNNCeiling(rows: Int) -> Double {
+        let k = 1152, n = 4608
+        let g = RandomGenerator(seed: 4)
+        let a = Tensor.randn([rows, k], generator: g).to(.bfloat16), w = Tensor.randn([n, k], generator: g)
+        w.requiresGrad = true
+        let c = Tensor.zeros([rows, n])
+        let t = BenchHarness.median {
+            _ = MixedPrecision.rawProduct(
+                m: rows, n: n, k: k, aBits: a.storage.pointer(as: UInt16.self), weight: w,
+                c: c.storage.pointer(as: Float.self))
+        }
+        return 2.0 * Double(rows * k * n) / t / 1e9
+    }
+
     /// Forward FLOPs of the block: its linear layers plus the attention products (QKᵀ and P·V).
     static func blockFlops(tokens l: Int, text t: Int, d: Int, textDimension dt: Int, ffn f: Int) -> Double {
         let linear = 4 * l * d * d + 2 * l * d * d + 2 * t * dt * d + 2 * l * d * f + d * 6 * d
@@ -67,6 +106,7 @@ struct BenchBlock: ParsableCommand {
         config.depth = 1
         let g = RandomGenerator(seed: 1)
         let block = GokuBlock(config, generator: g)
+        block.matmulPrecision = dtype == "bf16" ? .bfloat16 : .float32
         // Random weights everywhere (gates and the zero-initialised output projection included): a trained block.
         for (_, p) in block.namedParameters() where p.rank == 2 { p.assign(Tensor.randn(p.shape, generator: g) * 0.02) }
         let sample = GokuSample(
@@ -102,16 +142,14 @@ struct BenchBlock: ParsableCommand {
         var fusedMs = 0.0
         for fused in [true, false] {
             block.fusedModulation = fused
-            let base = BenchHarness.residentMemory()
-            BenchHarness.resetPeakMemory()
+            let peak = Self.stepMemory(step)
             let t = BenchHarness.median(minRuns: 5, minSeconds: 3, step)
-            let peak = BenchHarness.peakMemory() - base
             if fused { fusedMs = t * 1e3 }
             let rate = flops / t / 1e9
             print(
-                "block fwd+bwd fp32 \(fused ? "fused  " : "unfused"), \(tokens) tokens + \(textTokens) text:"
+                "block fwd+bwd \(dtype) \(fused ? "fused  " : "unfused"), \(tokens) tokens + \(textTokens) text:"
                     + " \(BenchHarness.format(t * 1e3)) ms, \(BenchHarness.format(rate)) GFLOP/s,"
-                    + " \(BenchHarness.format(100 * rate / ceiling))% of raw sgemm, peak +\(BenchHarness.mib(peak))"
+                    + " \(BenchHarness.format(100 * rate / ceiling))% of raw \(dtype == "bf16" ? "oneDNN bf16" : "sgemm"), step allocates +\(BenchHarness.mib(peak))"
                     + (fused ? "" : " | fused speed-up \(BenchHarness.format(t * 1e3 / fusedMs, 3))×"))
         }
         block.fusedModulation = true
@@ -166,16 +204,15 @@ struct BenchBlock: ParsableCommand {
         let q = input(), k = input(), v = input()
         let dOut = Tensor.randn([1, length, heads, headSize], generator: g)
         let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
-        let base = BenchHarness.residentMemory()
-        BenchHarness.resetPeakMemory()
-        let t = BenchHarness.median(minRuns: 3, minSeconds: 1) {
+        func step() {
             for x in [q, k, v] { x.grad = nil }
             Tensor.attention(q, k, v).backward(dOut)
         }
-        let peak = BenchHarness.peakMemory() - base
+        let peak = Self.stepMemory(step)
+        let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
         print(
             "attention fwd+bwd fp32 L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
-                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), peak +\(BenchHarness.mib(peak))")
+                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))")
         return t * 1e3
     }
 
@@ -191,7 +228,7 @@ struct BenchBlock: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments =
-            [script, "--dtype", "fp32", "--attention", "--threads", "\(Parallel.threadCount)"]
+            [script, "--dtype", dtype, "--attention", "--threads", "\(Parallel.threadCount)"]
             + (options.quick ? ["--quick"] : [])
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -211,12 +248,12 @@ struct BenchBlock: ParsableCommand {
         guard process.terminationStatus == 0 else {
             throw ValidationError("\(script) exited with status \(process.terminationStatus)")
         }
-        if let torchBlock = results["block fp32"] {
-            print("block fp32: goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
-                + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ 1)")
+        if let torchBlock = results["block \(dtype)"] {
+            print("block \(dtype): goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
+                + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ \(dtype == "bf16" ? "0.4" : "1"))")
         }
-        if let torchAttention = results["attention fp32"] {
-            print("attention fp32: goku \(BenchHarness.format(attention)) ms / torch \(BenchHarness.format(torchAttention)) ms"
+        if let torchAttention = results["attention \(dtype)"] {
+            print("attention: goku fp32 \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
                 + " = \(BenchHarness.format(attention / torchAttention, 3))")
         }
     }
