@@ -69,9 +69,17 @@ struct BenchBlock: ParsableCommand {
     }
 
     /// What one run of `body` allocates: its peak resident memory above the resident memory before it, with the
-    /// engine's buffer cache emptied first (so buffers cached by earlier cases neither hide nor inflate it).
+    /// engine's buffer cache emptied and the C heap trimmed first (so memory kept from earlier cases neither hides nor
+    /// inflates it).
     static func stepMemory(_ body: () -> Void) -> Int {
         TensorStorage.emptyCache()
+        // glibc keeps freed heap pages mapped (and raises its mmap threshold after large frees), which would hide
+        // the second case's allocations; give them back first.
+        // (malloc_trim is in <malloc.h>, which the Glibc module does not export: look it up.)
+        if let symbol = dlsym(nil, "malloc_trim") {
+            typealias Trim = @convention(c) (Int) -> Int32
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
         let base = BenchHarness.residentMemory()
         BenchHarness.resetPeakMemory()
         body()
