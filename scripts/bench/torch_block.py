@@ -15,8 +15,9 @@ a gated residual. D = 1152, 16 heads of 72, 1024 video tokens (a 4×16×16 laten
 `F.scaled_dot_product_attention`. bf16 runs the same fp32 module under `torch.autocast("cpu", torch.bfloat16)`,
 which is how PyTorch trains in mixed precision (fp32 master weights, cast every step).
 
-Timing: `--reps` runs after 3 warm-ups, median reported. Memory: the process's peak RSS (ru_maxrss) above the RSS
-just before the timed runs. `--attention` also times SDPA alone (fwd+bwd) at 4096 tokens, 16 heads of 72.
+Timing: `--reps` runs after 3 warm-ups, median reported. Memory: the peak RSS (VmHWM, reset through
+/proc/self/clear_refs) during the first step above the RSS just before it, i.e. what one step allocates (weights and
+inputs excluded, as in `goku bench block`). `--attention` also times SDPA alone (fwd+bwd) at 4096 tokens, 16 heads of 72.
 
 Output: human lines, and one machine line per case for `goku bench block --compare-torch`:
     RESULT <case> <dtype> ms=<median> peak_mib=<peak above baseline>
@@ -136,16 +137,19 @@ def peak_mib():
 
 
 def timed(step, reps):
-    for _ in range(3):
-        step()
+    # Memory: the first step's peak RSS above the RSS before it (later steps reuse heap pages malloc kept).
     base = rss_mib()
     reset_peak()
+    step()
+    peak = peak_mib() - base
+    for _ in range(2):
+        step()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, peak_mib() - base
+    return statistics.median(times) * 1e3, peak
 
 
 def block_flops(tokens, text):
