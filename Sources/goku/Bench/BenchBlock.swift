@@ -161,6 +161,15 @@ struct BenchBlock: ParsableCommand {
                     + (fused ? "" : " | fused speed-up \(BenchHarness.format(t * 1e3 / fusedMs, 3))×"))
         }
         block.fusedModulation = true
+        if dtype == "bf16" {
+            // The same fused block with fp32 products, same run: what bf16 buys on this CPU.
+            block.matmulPrecision = .float32
+            let t = BenchHarness.median(minRuns: 5, minSeconds: 3, step)
+            block.matmulPrecision = .bfloat16
+            print(
+                "block fwd+bwd fp32 fused (same run), \(tokens) tokens: \(BenchHarness.format(t * 1e3)) ms"
+                    + " | bf16 speed-up \(BenchHarness.format(t * 1e3 / fusedMs, 3))×")
+        }
         return fusedMs
     }
 
