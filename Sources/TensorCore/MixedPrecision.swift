@@ -51,7 +51,8 @@ public enum MixedPrecision {
     public static func rawProduct(
         m: Int, n: Int, k: Int, aBits: UnsafeMutablePointer<UInt16>, weight: Tensor, c: UnsafeMutablePointer<Float>
     ) -> Bool {
-        precondition(weight.shape == [n, k] && weight.dtype == .float32, "rawProduct: weight must be Float32 (\(n), \(k))")
+        precondition(
+            weight.shape == [n, k] && weight.dtype == .float32, "rawProduct: weight must be Float32 (\(n), \(k))")
         return DNNLMatmul.rawProduct(
             m: m, n: n, k: k, aBits: aBits, b: weight.storage.pointer(as: Float.self), weight: weight.storage,
             transB: true, c: c)

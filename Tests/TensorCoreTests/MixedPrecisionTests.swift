@@ -54,7 +54,8 @@ final class MixedPrecisionTests: XCTestCase {
         // dX = g·W and dW = gᵀ·x round g (and W, x) to bf16: compare with the rounded-operand products.
         let gr = rounded(upstream).reshape([24, 40])
         expectClose(dx, Tensor.matmul(gr, wr.detached()).reshape([2, 12, 48]), rtol: 1e-4, atol: 1e-4, "dX")
-        expectClose(dw, Tensor.matmul(gr, xr.detached().reshape([24, 48]), transposeA: true), rtol: 1e-4, atol: 1e-4, "dW")
+        expectClose(
+            dw, Tensor.matmul(gr, xr.detached().reshape([24, 48]), transposeA: true), rtol: 1e-4, atol: 1e-4, "dW")
         expectClose(db, br.grad!, rtol: 1e-6, atol: 1e-6, "db (not a product)")
         // And within bf16 tolerance of the Float32 gradients.
         expectClose(dw, wr.grad!, rtol: 3e-2, atol: 1e-1, "dW vs fp32")
@@ -74,7 +75,9 @@ final class MixedPrecisionTests: XCTestCase {
         let replacement = Tensor.randn([24, 32], generator: g)
         w.assign(replacement)
         let after = MixedPrecision.bfloat16 { Autograd.inference { Tensor.linear(x, weight: w, bias: nil) } }
-        expectClose(after, Tensor.matmul(rounded(x), rounded(replacement), transposeB: true), rtol: 1e-4, atol: 1e-4, "after assign")
+        expectClose(
+            after, Tensor.matmul(rounded(x), rounded(replacement), transposeB: true), rtol: 1e-4, atol: 1e-4,
+            "after assign")
         XCTAssertGreaterThan((after - first).abs().max().item(), 1e-2)
     }
 

@@ -65,19 +65,25 @@ final class ModulationTests: XCTestCase {
             ([[2, 3, 1152], [2, 1, 1152], [2, 1, 1152], [1152]], "per sample"),
         ] {
             let inputs = randn(shapes, seed: 8)
-            let (yf, gf) = run(Array(inputs.prefix(3))) { Tensor.modulatedLayerNorm($0[0], shift: $0[1], scale: $0[2], eps: 1e-6) }
+            let (yf, gf) = run(Array(inputs.prefix(3))) {
+                Tensor.modulatedLayerNorm($0[0], shift: $0[1], scale: $0[2], eps: 1e-6)
+            }
             let (yc, gc) = run(Array(inputs.prefix(3))) {
                 Tensor.layerNorm($0[0], weight: nil, bias: nil, eps: 1e-6) * ($0[2] + 1) + $0[1]
             }
             XCTAssertEqual(yf.scalars, yc.scalars, "modulatedLayerNorm forward is bit-identical (\(label))")
-            for k in 0..<3 { expectClose(gf[k], gc[k], rtol: 1e-4, atol: 1e-4, "modulatedLayerNorm grad \(k) (\(label))") }
+            for k in 0..<3 {
+                expectClose(gf[k], gc[k], rtol: 1e-4, atol: 1e-4, "modulatedLayerNorm grad \(k) (\(label))")
+            }
 
             let (yr, gr) = run(inputs) {
                 Tensor.modulatedRMSNorm($0[0], weight: $0[3], shift: $0[1], scale: $0[2], eps: 1e-6)
             }
             let (yrc, grc) = run(inputs) { Tensor.rmsNorm($0[0], weight: $0[3], eps: 1e-6) * ($0[2] + 1) + $0[1] }
             XCTAssertEqual(yr.scalars, yrc.scalars, "modulatedRMSNorm forward is bit-identical (\(label))")
-            for k in 0..<4 { expectClose(gr[k], grc[k], rtol: 1e-4, atol: 1e-3, "modulatedRMSNorm grad \(k) (\(label))") }
+            for k in 0..<4 {
+                expectClose(gr[k], grc[k], rtol: 1e-4, atol: 1e-3, "modulatedRMSNorm grad \(k) (\(label))")
+            }
         }
     }
 

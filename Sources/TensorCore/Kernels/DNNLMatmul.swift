@@ -103,7 +103,9 @@ enum DNNLMatmul {
     }
 
     /// A 2-D descriptor of a row-major (rows, cols) matrix, or of the transpose of a row-major (cols, rows) one.
-    private static func descriptor(_ rows: Int, _ cols: Int, _ type: dnnl_data_type_t, transposed: Bool) -> dnnl_memory_desc_t? {
+    private static func descriptor(_ rows: Int, _ cols: Int, _ type: dnnl_data_type_t, transposed: Bool)
+        -> dnnl_memory_desc_t?
+    {
         var md = dnnl_memory_desc_t()
         let dims: [Int64] = [Int64(rows), Int64(cols)]
         let strides: [Int64] = transposed ? [1, Int64(rows)] : [Int64(cols), 1]
@@ -128,7 +130,9 @@ enum DNNLMatmul {
         var desc = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&desc, &src, &weights, nil, &dst) == dnnl_success else { return nil }
         var pd: dnnl_primitive_desc_t?
-        guard dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil) == dnnl_success, let pd else { return nil }
+        guard dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil) == dnnl_success, let pd else {
+            return nil
+        }
         var prim: dnnl_primitive_t?
         guard dnnl_primitive_create(&prim, pd) == dnnl_success, let prim,
             let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)
@@ -159,11 +163,16 @@ enum DNNLMatmul {
         else { return nil }
         defer { dnnl_memory_destroy(from) }
         // UInt.max as the handle is DNNL_MEMORY_ALLOCATE: the memory object allocates (and frees) its own buffer.
-        guard dnnl_memory_create(&to, &wanted, context.engine, UnsafeMutableRawPointer(bitPattern: UInt.max)) == dnnl_success, let to else {
+        guard
+            dnnl_memory_create(&to, &wanted, context.engine, UnsafeMutableRawPointer(bitPattern: UInt.max))
+                == dnnl_success, let to
+        else {
             return nil
         }
         var rpd: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
-        guard dnnl_reorder_primitive_desc_create(&rpd, &source, context.engine, &wanted, context.engine, nil) == dnnl_success,
+        guard
+            dnnl_reorder_primitive_desc_create(&rpd, &source, context.engine, &wanted, context.engine, nil)
+                == dnnl_success,
             let rpd
         else {
             dnnl_memory_destroy(to)
@@ -279,7 +288,8 @@ enum DNNLMatmul {
         let key = PrimitiveKey(m: m, n: n, k: k, transA: false, transB: transB, packedWeights: true)
         guard let p = primitive(key, context), var srcMD = descriptor(m, k, dnnl_bf16, transposed: false),
             var dstMD = descriptor(m, n, dnnl_f32, transposed: false),
-            let weights = packedWeight(b, storage: weight, transposed: transB, k: k, n: n, layout: p.weightsDescriptor, context)
+            let weights = packedWeight(
+                b, storage: weight, transposed: transB, k: k, n: n, layout: p.weightsDescriptor, context)
         else { return false }
         var src: dnnl_memory_t?, dst: dnnl_memory_t?
         guard dnnl_memory_create(&src, &srcMD, context.engine, aBits) == dnnl_success, let src else { return false }

@@ -40,7 +40,8 @@ extension Tensor {
         precondition(
             branch.shape == x.shape, "gatedResidual: branch \(branch.shape) must have the shape of x \(x.shape)")
         checkModulation(x, gate, name: "gate", op: "gatedResidual")
-        precondition(branch.dtype == x.dtype, "gatedResidual: dtypes of x (\(x.dtype)) and branch (\(branch.dtype)) differ")
+        precondition(
+            branch.dtype == x.dtype, "gatedResidual: dtypes of x (\(x.dtype)) and branch (\(branch.dtype)) differ")
         let d = x.shape.last!, rows = x.count / d
         let gateRows = ModulationKernel.rowOffsets(x.shape, operand: gate.shape)
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
@@ -75,7 +76,8 @@ extension Tensor {
         let d = x.shape.last!, rows = x.count / d
         if let weight {
             precondition(weight.shape == [d], "\(op): weight must be (\(d)) for input \(x.shape), got \(weight.shape)")
-            precondition(weight.dtype == x.dtype, "\(op): weight dtype \(weight.dtype) differs from input dtype \(x.dtype)")
+            precondition(
+                weight.dtype == x.dtype, "\(op): weight dtype \(weight.dtype) differs from input dtype \(x.dtype)")
         }
         let shiftRows = ModulationKernel.rowOffsets(x.shape, operand: shift.shape)
         let scaleRows = ModulationKernel.rowOffsets(x.shape, operand: scale.shape)
@@ -105,7 +107,9 @@ extension Tensor {
         _ x: Tensor, weight: Tensor?, shift: Tensor, scale: Tensor, scaleRows: [Int], mean: Tensor, rstd: Tensor,
         grad: Tensor, centered: Bool, need: (x: Bool, shift: Bool, scale: Bool, weight: Bool)
     ) -> (Tensor?, Tensor?, Tensor?, Tensor?) {
-        precondition(grad.shape == x.shape && grad.dtype == x.dtype, "modulated norm backward: gradient \(grad.shape) for \(x.shape)")
+        precondition(
+            grad.shape == x.shape && grad.dtype == x.dtype,
+            "modulated norm backward: gradient \(grad.shape) for \(x.shape)")
         let d = x.shape.last!
         let dx = need.x ? Tensor(uninitializedShape: x.shape, dtype: x.dtype) : nil
         let dscaleFull = need.scale ? Tensor(uninitializedShape: x.shape, dtype: x.dtype) : nil

@@ -20,7 +20,8 @@ import TensorCore
 /// Attention alone runs in fp32 at either dtype (its tile products have no bf16 path yet).
 struct BenchBlock: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "block", abstract: "One goku-1b block forward+backward, fused vs unfused, optionally beside PyTorch.")
+        commandName: "block",
+        abstract: "One goku-1b block forward+backward, fused vs unfused, optionally beside PyTorch.")
 
     @OptionGroup var options: BenchOptions
 
@@ -32,7 +33,9 @@ struct BenchBlock: ParsableCommand {
 
     func run() throws {
         options.apply()
-        guard dtype == "fp32" || dtype == "bf16" else { throw ValidationError("--dtype must be fp32 or bf16, got \(dtype)") }
+        guard dtype == "fp32" || dtype == "bf16" else {
+            throw ValidationError("--dtype must be fp32 or bf16, got \(dtype)")
+        }
         guard dtype == "fp32" || MixedPrecision.isAvailable else {
             throw ValidationError("--dtype bf16 needs oneDNN (libdnnl), which created no CPU engine here")
         }
@@ -144,9 +147,11 @@ struct BenchBlock: ParsableCommand {
         guard outDiff == 0, gradDiff <= 1e-4 * gradScale else {
             throw ValidationError("fused and unfused blocks differ: output by \(outDiff), dx by \(gradDiff)")
         }
-        let flops = 3 * Self.blockFlops(
-            tokens: tokens, text: textTokens, d: config.hiddenSize, textDimension: config.textDimension,
-            ffn: config.ffnDimension)
+        let flops =
+            3
+            * Self.blockFlops(
+                tokens: tokens, text: textTokens, d: config.hiddenSize, textDimension: config.textDimension,
+                ffn: config.ffnDimension)
         var fusedMs = 0.0
         for fused in [true, false] {
             block.fusedModulation = fused
@@ -229,7 +234,8 @@ struct BenchBlock: ParsableCommand {
         let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
         print(
             "attention fwd+bwd fp32 L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
-                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))")
+                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))"
+        )
         return t * 1e3
     }
 
@@ -238,8 +244,11 @@ struct BenchBlock: ParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let python = env["GOKU_TORCH_PYTHON"] ?? ".venv-bench/bin/python"
         let script = "scripts/bench/torch_block.py"
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else {
-            print("--compare-torch: no \(python) or \(script) here (run scripts/bench/setup_venv.sh from the repository root)")
+        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script)
+        else {
+            print(
+                "--compare-torch: no \(python) or \(script) here (run scripts/bench/setup_venv.sh from the repository root)"
+            )
             return
         }
         let process = Process()
@@ -266,12 +275,14 @@ struct BenchBlock: ParsableCommand {
             throw ValidationError("\(script) exited with status \(process.terminationStatus)")
         }
         if let torchBlock = results["block \(dtype)"] {
-            print("block \(dtype): goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
-                + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ \(dtype == "bf16" ? "0.4" : "1"))")
+            print(
+                "block \(dtype): goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
+                    + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ \(dtype == "bf16" ? "0.4" : "1"))")
         }
         if let torchAttention = results["attention \(dtype)"] {
-            print("attention: goku fp32 \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
-                + " = \(BenchHarness.format(attention / torchAttention, 3))")
+            print(
+                "attention: goku fp32 \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
+                    + " = \(BenchHarness.format(attention / torchAttention, 3))")
         }
     }
 }
