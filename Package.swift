@@ -3,7 +3,7 @@
 // Goku: rectified-flow Transformers for joint image and video generation.
 //
 // The targets are the architecture, bottom up; every dependency points down:
-//   CBLAS (OpenBLAS) → TensorCore → NN, Optim, Checkpoint → goku (CLI)
+//   CBLAS (OpenBLAS), CDNNL (oneDNN) → TensorCore → NN, Optim, Checkpoint → goku (CLI)
 //
 // Build flags. The numeric kernels are only fast when the compiler may use the CPU's vector units
 // (see docs/performance.md). The target CPU is chosen when the package is built:
@@ -65,7 +65,7 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CDNNL"], swiftSettings: kernelFlags),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "Optim", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
@@ -125,6 +125,8 @@ let package = Package(
         .testTarget(name: "CurationTests", dependencies: [
                 "Curation", "VideoIO", "TensorCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ], exclude: ["Fixtures"]),
+        // oneDNN (Debian libdnnl-dev, no pkg-config file): bfloat16 matrix products for MixedPrecision.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -36,7 +36,8 @@ public final class AdaLNModulation: Module {
     }
 }
 
-/// x·(1 + scale) + shift, the adaLN modulation of normalised tokens.
+/// x·(1 + scale) + shift, the adaLN modulation of normalised tokens, composed from separate ops (the unfused path of
+/// `GokuBlock.fusedModulation`).
 @inline(__always) func modulate(_ x: Tensor, shift: Tensor, scale: Tensor) -> Tensor { x * (scale + 1) + shift }
 
 /// One Goku Transformer block (spec §3.3; keys `norm1.linear`, `attn1`, `norm2`, `attn2`, `norm3`, `ff`):
@@ -68,6 +69,16 @@ public final class GokuBlock: Module {
     public let eps: Double
     /// Rotate the cross-attention queries (see `GokuConfig.crossAttentionQueryRoPE`).
     public let crossAttentionQueryRoPE: Bool
+    /// Use the fused adaLN kernels (`Tensor.modulatedLayerNorm`, `modulatedRMSNorm`, `gatedResidual`): one pass over
+    /// memory each, forward and backward. True by default; false composes the same maths from separate ops
+    /// (norm, ·(1 + scale), + shift, gate·branch, x +), which gives the identical forward result and is kept as
+    /// the benchmark's baseline and the tests' reference.
+    public var fusedModulation = true
+    /// The precision of the block's matrix products: `.bfloat16` runs them through oneDNN with bfloat16 operands and
+    /// Float32 accumulation (`MixedPrecision`), `.float32` forces Float32, nil (the default) inherits the caller's
+    /// `MixedPrecision` scope. Set on the block rather than only around the call so that activation checkpointing's
+    /// recomputation during backward uses it too.
+    public var matmulPrecision: MixedPrecision.Mode?
 
     /// - Parameters: config: the architecture; generator: draws the initial weights.
     public init(_ config: GokuConfig, generator: RandomGenerator) {
@@ -91,13 +102,26 @@ public final class GokuBlock: Module {
     ///   - batch: the pack: token layout, text states, RoPE tables and attention masks.
     /// - Returns: (1, L, D).
     public func callAsFunction(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
+        guard let matmulPrecision else { return forward(x, conditioning: conditioning, batch: batch) }
+        return MixedPrecision.with(matmulPrecision) { forward(x, conditioning: conditioning, batch: batch) }
+    }
+
+    /// The block's maths, in the caller's matmul precision.
+    func forward(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
         let m = adaLNModulation(conditioning, layout: batch.layout)
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
-        let h = modulate(layerNorm(x), shift: shiftMSA, scale: scaleMSA)
-        var x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope)
+        guard fusedModulation else {
+            let h = modulate(layerNorm(x), shift: shiftMSA, scale: scaleMSA)
+            var x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope)
+            x = x + attendToText(crossAttentionNorm(x), batch: batch)
+            x = x + gateMLP * ffn(modulate(ffnNorm(x), shift: shiftMLP, scale: scaleMLP))
+            return x
+        }
+        let h = Tensor.modulatedLayerNorm(x, shift: shiftMSA, scale: scaleMSA, eps: eps)
+        var x = Tensor.gatedResidual(x, gate: gateMSA, branch: selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope))
         x = x + attendToText(crossAttentionNorm(x), batch: batch)
-        x = x + gateMLP * ffn(modulate(ffnNorm(x), shift: shiftMLP, scale: scaleMLP))
-        return x
+        let f = Tensor.modulatedRMSNorm(x, weight: ffnNorm.weight, shift: shiftMLP, scale: scaleMLP, eps: ffnNorm.eps)
+        return Tensor.gatedResidual(x, gate: gateMLP, branch: ffn(f))
     }
 
     /// The non-affine LayerNorm ahead of the modulated self-attention.
@@ -135,7 +159,6 @@ public final class FinalLayer: Module {
     /// - Parameters: x: (1, L, D); conditioning: (N, D); layout: token ownership. - Returns: (1, L, p·outChannels).
     public func callAsFunction(_ x: Tensor, conditioning: Tensor, layout: TokenLayout) -> Tensor {
         let m = adaLNModulation(conditioning, layout: layout)
-        let h = modulate(Tensor.layerNorm(x, weight: nil, bias: nil, eps: eps), shift: m[0], scale: m[1])
-        return linear(h)
+        return linear(Tensor.modulatedLayerNorm(x, shift: m[0], scale: m[1], eps: eps))
     }
 }

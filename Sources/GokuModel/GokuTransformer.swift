@@ -28,6 +28,13 @@ public final class GokuTransformer: Module {
     /// Recompute each block's activations in backward instead of keeping them (spec §6.2): memory per block drops
     /// to its input, for about one more forward pass of compute. A run option, not part of the architecture.
     public var activationCheckpointing = false
+    /// The precision of the model's matrix products (see `GokuBlock.matmulPrecision`; nil inherits the caller's
+    /// `MixedPrecision` scope). `.bfloat16` is mixed-precision training: Float32 master weights and optimizer state,
+    /// bfloat16 operands for the products, Float32 accumulation, norms and softmax statistics. A run option, not part
+    /// of the architecture; setting it sets every block's.
+    public var matmulPrecision: MixedPrecision.Mode? {
+        didSet { for block in blocks { block.matmulPrecision = matmulPrecision } }
+    }
 
     /// A freshly initialised model (adaLN-Zero: it predicts zero velocity and every block is the identity).
     /// - Parameters: config: a validated configuration; generator: draws the initial weights.
@@ -61,6 +68,12 @@ public final class GokuTransformer: Module {
     /// - Parameter batch: packed samples (see `PackedBatch`).
     /// - Returns: (1, L, pt·ph·pw·outChannels); `batch.unpack` turns it into per-sample latents.
     public func callAsFunction(_ batch: PackedBatch) -> Tensor {
+        guard let matmulPrecision else { return forward(batch) }
+        return MixedPrecision.with(matmulPrecision) { forward(batch) }
+    }
+
+    /// The model's maths, in the caller's matmul precision.
+    private func forward(_ batch: PackedBatch) -> Tensor {
         var x = patchEmbed(batch.patches)  // (1, L, D)
         let c = timestepEmbedder(batch.timesteps).silu()  // (N, D)
         for block in blocks {

@@ -9,6 +9,7 @@ struct Info: ParsableCommand {
     func run() throws {
         print("goku \(GokuVersion.string)")
         print("BLAS: \(Parallel.blasDescription)")
+        print("bf16 matmul (oneDNN): \(MixedPrecision.instructionSet ?? "unavailable, falls back to fp32")")
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("threads: \(Parallel.threadCount) (GOKU_NUM_THREADS overrides; cores online: \(cores))")
         let features = CPUFeatures.detected

@@ -37,6 +37,25 @@ final class RoPETests: XCTestCase {
         GradientCheck.check(x, "rope") { Tensor.applyRoPE($0[0], cos: tables.cos, sin: tables.sin) }
     }
 
+    /// The Float vector path (Dh 72, the goku-1b head, with 3D tables) forward and backward against the Float64
+    /// scalar path.
+    func testVectorPathMatchesFloat64() {
+        let g = RandomGenerator(seed: 6)
+        let positions = (0..<10).map { [$0 / 4, ($0 / 2) % 2, $0 % 2 + 3] }
+        let t32 = Tensor.ropeTables(positions: positions, axisDims: [24, 24, 24], dtype: .float32)
+        let t64 = Tensor.ropeTables(positions: positions, axisDims: [24, 24, 24], dtype: .float64)
+        let x = Tensor.randn([1, 10, 3, 72], generator: g), upstream = Tensor.randn([1, 10, 3, 72], generator: g)
+        let x32 = x.copy(), x64 = x.to(.float64)
+        x32.requiresGrad = true
+        x64.requiresGrad = true
+        let y32 = Tensor.applyRoPE(x32, cos: t32.cos, sin: t32.sin)
+        let y64 = Tensor.applyRoPE(x64, cos: t64.cos, sin: t64.sin)
+        expectClose(y32, y64, rtol: 1e-6, atol: 1e-6, "forward")
+        y32.backward(upstream)
+        y64.backward(upstream.to(.float64))
+        expectClose(x32.grad!, x64.grad!, rtol: 1e-6, atol: 1e-6, "backward")
+    }
+
     /// Rank 3 (L, Nh, Dh) and rank 5 inputs rotate each (L, Nh, Dh) block like rank 4.
     func testOtherRanks() {
         let g = RandomGenerator(seed: 5)

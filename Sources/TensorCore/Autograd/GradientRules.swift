@@ -112,8 +112,12 @@ public enum GradientRules {
         { g in [Tensor.scatterAdd(g, axis: axis, indices: indices, extent: source[axis])] }
     }
 
-    static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> (Tensor) -> [Tensor?] {
-        { g in
+    /// The products of the gradients run in `mode`, the forward product's precision (mixed precision covers the
+    /// input- and weight-gradient products too).
+    static func matmul(
+        _ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, mode: MixedPrecision.Mode = .float32
+    ) -> (Tensor) -> [Tensor?] {
+        { g in MixedPrecision.with(mode) {
             // C = op(A)·op(B). dop(A) = g·op(B)ᵀ, dop(B) = op(A)ᵀ·g, then undo the op.
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.needsGrad {
@@ -127,7 +131,7 @@ public enum GradientRules {
                     : Tensor.matmul(a, g, transposeA: !transposeA)  // (K, N) = op(A)ᵀ·g
             }
             return [ga.map { $0.sumTo(a.shape) }, gb.map { $0.sumTo(b.shape) }]
-        }
+        } }
     }
 }
 
@@ -166,10 +170,16 @@ extension Tensor {
         return out
     }
 
-    /// grad · op′(x), fused in one pass.
+    /// grad · op′(x), fused in one pass (Float exp, sigmoid, SiLU and GELU-tanh through `VectorUnary`'s lanes).
     static func unaryBackward(_ op: UnaryOp, x: Tensor, y: Tensor, grad: Tensor) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         func run<T: TensorScalar>(_: T.Type) {
+            if T.self == Float.self && VectorUnary.supports(op) {
+                VectorUnary.applyBackward(
+                    op, x: x.storage.pointer(as: Float.self), y: y.storage.pointer(as: Float.self),
+                    grad: grad.storage.pointer(as: Float.self), out.storage.pointer(as: Float.self), x.count)
+                return
+            }
             let px = x.storage.pointer(as: T.self), py = y.storage.pointer(as: T.self)
             let pg = grad.storage.pointer(as: T.self), po = out.storage.pointer(as: T.self)
             Parallel.forEach(x.count, grain: 16384) { range in

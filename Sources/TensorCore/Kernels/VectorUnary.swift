@@ -31,6 +31,58 @@ enum VectorUnary {
         }
     }
 
+    /// grad·op′(x) over `count` contiguous Floats (y = op(x) from the forward), eight lanes at a time: the backward
+    /// of the same ops, one pass over memory. GELU-tanh and SiLU recompute their sigmoid with `exp8` instead of
+    /// libm's scalar `tanhf`/`expf`.
+    static func applyBackward(
+        _ op: UnaryOp, x: UnsafePointer<Float>, y: UnsafePointer<Float>, grad: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, _ count: Int
+    ) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+        }
+        let blocks = count / 8
+        Parallel.forEach(blocks, grain: 2048) { range in
+            for b in range {
+                let i = b * 8
+                let r = load(grad, i) * derivativeLanes(op, load(x, i), load(y, i))
+                UnsafeMutableRawPointer(out + i).storeBytes(of: r, as: SIMD8<Float>.self)
+            }
+        }
+        let done = blocks * 8
+        if done < count {
+            var vx = SIMD8<Float>(repeating: 0), vy = vx, vg = vx
+            for i in done..<count {
+                vx[i - done] = x[i]
+                vy[i - done] = y[i]
+                vg[i - done] = grad[i]
+            }
+            let r = vg * derivativeLanes(op, vx, vy)
+            for i in done..<count { out[i] = r[i - done] }
+        }
+    }
+
+    /// op′(x) per lane, given x and y = op(x).
+    @inline(__always)
+    static func derivativeLanes(_ op: UnaryOp, _ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> {
+        switch op {
+        case .exp: return y
+        case .sigmoid: return y * (1 - y)
+        case .silu:
+            let s = 1 / (1 + VectorExp.exp8(-x))
+            return s * (1 + x * (1 - s))
+        case .geluTanh:
+            // gelu = x·s with s = sigmoid(2u) = 0.5·(1 + tanh u); ds/du = 2·s·(1 − s).
+            let c: Float = 0.797_884_560_802_865_4
+            let x2 = x * x
+            let u = c * (x + 0.044715 * x2 * x)
+            let s = 1 / (1 + VectorExp.exp8(-2 * u))
+            let du = c * (1 + 3 * 0.044715 * x2)
+            return s + x * (2 * s * (1 - s)) * du
+        default: preconditionFailure("VectorUnary: no vector path for \(op)")
+        }
+    }
+
     @inline(__always)
     static func lanes(_ op: UnaryOp, _ v: SIMD8<Float>) -> SIMD8<Float> {
         switch op {

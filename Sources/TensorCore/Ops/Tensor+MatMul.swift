@@ -1,5 +1,10 @@
 extension Tensor {
     /// Batched matrix product through BLAS: op(a)·op(b) over the last two axes, batch axes broadcast.
+    ///
+    /// Float32 products inside a `MixedPrecision.bfloat16` scope run through oneDNN with bfloat16 operands and
+    /// Float32 accumulation and output; a rank-2 `b` that is a parameter (a leaf that requires a gradient) is then
+    /// reordered once and cached until it changes (see `DNNLMatmul`). The gradient products run in the mode of the
+    /// forward product.
     /// - Parameters:
     ///   - a: (…, M, K), or (…, K, M) when `transposeA`.
     ///   - b: (…, K, N), or (…, N, K) when `transposeB`.
@@ -19,6 +24,7 @@ extension Tensor {
         // Matrix offsets of each batch entry in a and b (0 strides on broadcast axes).
         let sa = Shape.broadcastStrides(batchA, to: batch), sb = Shape.broadcastStrides(batchB, to: batch)
         let batchStrides = Shape.strides(batch)
+        let mode = MixedPrecision.current
         func run<T: TensorScalar>(_: T.Type) {
             let pa = a.storage.pointer(as: T.self), pb = b.storage.pointer(as: T.self)
             let po = out.storage.pointer(as: T.self)
@@ -35,6 +41,16 @@ extension Tensor {
                     oa += idx * sa[d]
                     ob += idx * sb[d]
                 }
+                if T.self == Float.self && mode == .bfloat16 && ka > 0 {
+                    let isWeight = b.rank == 2 && batchCount == 1 && b.requiresGrad && b.gradNode == nil
+                    let done = DNNLMatmul.gemm(
+                        transA: transposeA, transB: transposeB, m: m, n: n, k: ka,
+                        a: UnsafeRawPointer(pa + oa * m * ka).assumingMemoryBound(to: Float.self),
+                        b: UnsafeRawPointer(pb + ob * ka * n).assumingMemoryBound(to: Float.self),
+                        c: UnsafeMutableRawPointer(po + i * m * n).assumingMemoryBound(to: Float.self),
+                        weight: isWeight ? b.storage : nil)
+                    if done { continue }
+                }
                 T.gemm(
                     transA: transposeA, transB: transposeB, m: m, n: n, k: ka, alpha: 1,
                     a: pa + oa * m * ka, lda: lda, b: pb + ob * ka * n, ldb: ldb, beta: 0,
@@ -44,7 +60,7 @@ extension Tensor {
         if a.requireCompute("matmul") { run(Double.self) } else { run(Float.self) }
         return Autograd.record(
             out, op: "matmul", inputs: [a, b],
-            rule: GradientRules.matmul(a, b, transposeA: transposeA, transposeB: transposeB))
+            rule: GradientRules.matmul(a, b, transposeA: transposeA, transposeB: transposeB, mode: mode))
     }
 
     /// `self · other` (see `Tensor.matmul`).

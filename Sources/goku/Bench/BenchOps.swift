@@ -40,11 +40,35 @@ struct BenchOps: ParsableCommand {
                     a.storage.pointer(as: Float.self), Int32(k), b.storage.pointer(as: Float.self), Int32(n), 0,
                     c.storage.pointer(as: Float.self), Int32(n))
             }
+            if MixedPrecision.isAvailable { benchBFloat16(name: name, m: m, k: k, n: n, fp32Raw: raw, generator: g) }
             print(
                 "matmul \(name): engine \(BenchHarness.format(engine * 1e3)) ms \(BenchHarness.format(flops / engine / 1e9)) GFLOP/s"
                     + " | raw cblas_sgemm \(BenchHarness.format(raw * 1e3)) ms \(BenchHarness.format(flops / raw / 1e9)) GFLOP/s"
                     + " | ratio \(BenchHarness.format(raw / engine, 3))")
         }
+    }
+
+    /// bf16 products through oneDNN on the linear-layer form x·Wᵀ (W a parameter, so its reorder is cached): the
+    /// engine's `Tensor.linear` in a `MixedPrecision.bfloat16` scope (rounds x every call) vs raw oneDNN on pre-rounded
+    /// x with the same packed W, beside raw OpenBLAS fp32 on the same shape from the same run.
+    func benchBFloat16(name: String, m: Int, k: Int, n: Int, fp32Raw: Double, generator g: RandomGenerator) {
+        let x = Tensor.randn([m, k], generator: g), w = Tensor.randn([n, k], generator: g)
+        w.requiresGrad = true
+        let flops = 2.0 * Double(m) * Double(n) * Double(k)
+        let engine = BenchHarness.median {
+            _ = MixedPrecision.bfloat16 { Autograd.inference { Tensor.linear(x, weight: w, bias: nil) } }
+        }
+        let xBits = x.to(.bfloat16), c = Tensor.zeros([m, n])
+        let raw = BenchHarness.median {
+            _ = MixedPrecision.rawProduct(
+                m: m, n: n, k: k, aBits: xBits.storage.pointer(as: UInt16.self), weight: w,
+                c: c.storage.pointer(as: Float.self))
+        }
+        print(
+            "matmul \(name) bf16 (oneDNN \(MixedPrecision.instructionSet ?? "?")): engine \(BenchHarness.format(engine * 1e3)) ms"
+                + " \(BenchHarness.format(flops / engine / 1e9)) GFLOP/s | raw oneDNN \(BenchHarness.format(raw * 1e3)) ms"
+                + " \(BenchHarness.format(flops / raw / 1e9)) GFLOP/s | ratio to raw \(BenchHarness.format(raw / engine, 3))"
+                + " | speed-up over raw sgemm \(BenchHarness.format(fp32Raw / engine, 2))×")
     }
 
     /// SiLU and add over large arrays vs memcpy of the same traffic.

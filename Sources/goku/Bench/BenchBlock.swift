@@ -1,0 +1,288 @@
+import ArgumentParser
+import CBLAS
+import Foundation
+import GokuModel
+import TensorCore
+
+/// `goku bench block`: forward + backward of one goku-1b-shaped Goku block (D 1152, 16 heads of 72, 1024 video
+/// tokens, 77 text tokens of width 2048, adaLN and cross-attention included), in fp32 or with bf16 matrix products
+/// (`--dtype bf16`: `GokuBlock.matmulPrecision = .bfloat16`, oneDNN).
+///
+/// Printed per case: median ms, GFLOP/s from the analytic FLOP count (linear layers and attention products, backward
+/// counted as twice the forward), the fraction of the fp32 ceiling — raw `cblas_sgemm` on the block's FFN shape,
+/// measured in the same run (for bf16: raw oneDNN bf16 on that shape with packed weights) — and the memory one step allocates (`stepMemory`). The block runs
+/// with the fused adaLN kernels and, for comparison, with the same maths composed from separate ops
+/// (`GokuBlock.fusedModulation = false`); both are checked to agree before timing. Then the adaLN elementwise work
+/// alone (modulated norms and gated residuals, fused vs composed) and attention alone at 4096 tokens.
+/// `--compare-torch` runs `scripts/bench/torch_block.py` (PyTorch, same block) as a subprocess when a Python with
+/// torch is found (`GOKU_TORCH_PYTHON`, else `.venv-bench/bin/python`) and prints the time ratios.
+///
+/// Attention alone runs in fp32 at either dtype (its tile products have no bf16 path yet).
+struct BenchBlock: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "block",
+        abstract: "One goku-1b block forward+backward, fused vs unfused, optionally beside PyTorch.")
+
+    @OptionGroup var options: BenchOptions
+
+    @Option(help: "Matrix-product precision: fp32, or bf16 (oneDNN, fp32 accumulation).")
+    var dtype: String = "fp32"
+
+    @Flag(help: "Also run scripts/bench/torch_block.py (needs .venv-bench or GOKU_TORCH_PYTHON) and print ratios.")
+    var compareTorch = false
+
+    func run() throws {
+        options.apply()
+        guard dtype == "fp32" || dtype == "bf16" else {
+            throw ValidationError("--dtype must be fp32 or bf16, got \(dtype)")
+        }
+        guard dtype == "fp32" || MixedPrecision.isAvailable else {
+            throw ValidationError("--dtype bf16 needs oneDNN (libdnnl), which created no CPU engine here")
+        }
+        print("goku bench block — \(Parallel.threadCount) threads; BLAS: \(Parallel.blasDescription)")
+        let tokens = options.quick ? 256 : 1024, textTokens = 77
+        let sgemm = sgemmCeiling(rows: tokens)
+        print("fp32 ceiling: raw cblas_sgemm \(tokens)×1152·1152×4608 \(BenchHarness.format(sgemm)) GFLOP/s (same run)")
+        var ceiling = sgemm
+        if dtype == "bf16" {
+            ceiling = oneDNNCeiling(rows: tokens)
+            print(
+                "bf16 ceiling: raw oneDNN (\(MixedPrecision.instructionSet ?? "?")) \(tokens)×1152·1152×4608"
+                    + " \(BenchHarness.format(ceiling)) GFLOP/s (same run)")
+        }
+        let block = try blockCases(tokens: tokens, textTokens: textTokens, ceiling: ceiling)
+        modulationCases(tokens: tokens)
+        let attention = attentionCase(length: options.quick ? 1024 : 4096)
+        if compareTorch { try runTorch(block: block, attention: attention) }
+    }
+
+    /// GFLOP/s of raw sgemm on (rows × 1152)·(1152 × 4608), the block's FFN up-projection.
+    func sgemmCeiling(rows: Int) -> Double {
+        let k = 1152, n = 4608
+        let g = RandomGenerator(seed: 4)
+        let a = Tensor.randn([rows, k], generator: g), b = Tensor.randn([k, n], generator: g)
+        let c = Tensor.zeros([rows, n])
+        let t = BenchHarness.median {
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(k), 1,
+                a.storage.pointer(as: Float.self), Int32(k), b.storage.pointer(as: Float.self), Int32(n), 0,
+                c.storage.pointer(as: Float.self), Int32(n))
+        }
+        return 2.0 * Double(rows * k * n) / t / 1e9
+    }
+
+    /// What one run of `body` allocates: its peak resident memory above the resident memory before it, with the
+    /// engine's buffer cache emptied and the C heap trimmed first (so memory kept from earlier cases neither hides nor
+    /// inflates it).
+    static func stepMemory(_ body: () -> Void) -> Int {
+        TensorStorage.emptyCache()
+        // glibc keeps freed heap pages mapped (and raises its mmap threshold after large frees), which would hide
+        // the second case's allocations; give them back first.
+        // (malloc_trim is in <malloc.h>, which the Glibc module does not export: look it up.)
+        if let symbol = dlsym(nil, "malloc_trim") {
+            typealias Trim = @convention(c) (Int) -> Int32
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
+        let base = BenchHarness.residentMemory()
+        BenchHarness.resetPeakMemory()
+        body()
+        return BenchHarness.peakMemory() - base
+    }
+
+    /// GFLOP/s of raw oneDNN bf16 on (rows × 1152)·(1152 × 4608) with packed weights and pre-rounded input.
+    func oneDNNCeiling(rows: Int) -> Double {
+        let k = 1152, n = 4608
+        let g = RandomGenerator(seed: 4)
+        let a = Tensor.randn([rows, k], generator: g).to(.bfloat16), w = Tensor.randn([n, k], generator: g)
+        w.requiresGrad = true
+        let c = Tensor.zeros([rows, n])
+        let t = BenchHarness.median {
+            _ = MixedPrecision.rawProduct(
+                m: rows, n: n, k: k, aBits: a.storage.pointer(as: UInt16.self), weight: w,
+                c: c.storage.pointer(as: Float.self))
+        }
+        return 2.0 * Double(rows * k * n) / t / 1e9
+    }
+
+    /// Forward FLOPs of the block: its linear layers plus the attention products (QKᵀ and P·V).
+    static func blockFlops(tokens l: Int, text t: Int, d: Int, textDimension dt: Int, ffn f: Int) -> Double {
+        let linear = 4 * l * d * d + 2 * l * d * d + 2 * t * dt * d + 2 * l * d * f + d * 6 * d
+        let attention = 2 * l * l * d + 2 * l * t * d
+        return 2 * Double(linear + attention)
+    }
+
+    /// Times the fused and the unfused block; returns the fused fwd+bwd median in ms.
+    func blockCases(tokens: Int, textTokens: Int, ceiling: Double) throws -> Double {
+        var config = GokuConfig.goku1B
+        config.depth = 1
+        let g = RandomGenerator(seed: 1)
+        let block = GokuBlock(config, generator: g)
+        block.matmulPrecision = dtype == "bf16" ? .bfloat16 : .float32
+        // Random weights everywhere (gates and the zero-initialised output projection included): a trained block.
+        for (_, p) in block.namedParameters() where p.rank == 2 { p.assign(Tensor.randn(p.shape, generator: g) * 0.02) }
+        let sample = GokuSample(
+            latent: Tensor.zeros([config.inChannels, tokens / 256, 32, 32]), timestep: 0.5,
+            text: Tensor.randn([textTokens, config.textDimension], generator: g))
+        let batch = try PackedBatch(samples: [sample], config: config)
+        let x = Tensor.randn([1, tokens, config.hiddenSize], generator: g)
+        x.requiresGrad = true
+        let c = Tensor.randn([1, config.hiddenSize], generator: g).silu()
+        let w = Tensor.randn([1, tokens, config.hiddenSize], generator: g)
+        func step() {
+            block.zeroGrad()
+            x.grad = nil
+            (block(x, conditioning: c, batch: batch) * w).sum().backward()
+        }
+        // The two paths agree (forward bit-identical; gradients to rounding) before anything is timed.
+        block.fusedModulation = false
+        let reference = Autograd.inference { block(x, conditioning: c, batch: batch) }
+        step()
+        let referenceGrad = x.grad!.copy()
+        block.fusedModulation = true
+        let fusedOut = Autograd.inference { block(x, conditioning: c, batch: batch) }
+        step()
+        let outDiff = (fusedOut - reference).abs().max().item()
+        let gradDiff = (x.grad! - referenceGrad).abs().max().item()
+        let gradScale = referenceGrad.abs().max().item()
+        guard outDiff == 0, gradDiff <= 1e-4 * gradScale else {
+            throw ValidationError("fused and unfused blocks differ: output by \(outDiff), dx by \(gradDiff)")
+        }
+        let flops =
+            3
+            * Self.blockFlops(
+                tokens: tokens, text: textTokens, d: config.hiddenSize, textDimension: config.textDimension,
+                ffn: config.ffnDimension)
+        var fusedMs = 0.0
+        for fused in [true, false] {
+            block.fusedModulation = fused
+            let peak = Self.stepMemory(step)
+            let t = BenchHarness.median(minRuns: 5, minSeconds: 3, step)
+            if fused { fusedMs = t * 1e3 }
+            let rate = flops / t / 1e9
+            print(
+                "block fwd+bwd \(dtype) \(fused ? "fused  " : "unfused"), \(tokens) tokens + \(textTokens) text:"
+                    + " \(BenchHarness.format(t * 1e3)) ms, \(BenchHarness.format(rate)) GFLOP/s,"
+                    + " \(BenchHarness.format(100 * rate / ceiling))% of raw \(dtype == "bf16" ? "oneDNN bf16" : "sgemm"), step allocates +\(BenchHarness.mib(peak))"
+                    + (fused ? "" : " | fused speed-up \(BenchHarness.format(t * 1e3 / fusedMs, 3))×"))
+        }
+        block.fusedModulation = true
+        if dtype == "bf16" {
+            // The same fused block with fp32 products, same run: what bf16 buys on this CPU.
+            block.matmulPrecision = .float32
+            let t = BenchHarness.median(minRuns: 5, minSeconds: 3, step)
+            block.matmulPrecision = .bfloat16
+            print(
+                "block fwd+bwd fp32 fused (same run), \(tokens) tokens: \(BenchHarness.format(t * 1e3)) ms"
+                    + " | bf16 speed-up \(BenchHarness.format(t * 1e3 / fusedMs, 3))×")
+        }
+        return fusedMs
+    }
+
+    /// The block's adaLN elementwise work alone, forward + backward: two modulated norms and two gated residuals on
+    /// (1, L, 1152) with per-sample (1, 1, D) modulation, fused kernels vs the composed ops.
+    func modulationCases(tokens: Int) {
+        let d = 1152
+        let g = RandomGenerator(seed: 5)
+        func leaf(_ shape: [Int]) -> Tensor {
+            let t = Tensor.randn(shape, generator: g)
+            t.requiresGrad = true
+            return t
+        }
+        let x = leaf([1, tokens, d]), branch = leaf([1, tokens, d]), weight = leaf([d])
+        let shift = leaf([1, 1, d]), scale = leaf([1, 1, d]), gate = leaf([1, 1, d])
+        let leaves = [x, branch, weight, shift, scale, gate]
+        let upstream = Tensor.randn([1, tokens, d], generator: g)
+        func fused() {
+            for t in leaves { t.grad = nil }
+            let a = Tensor.modulatedLayerNorm(x, shift: shift, scale: scale, eps: 1e-6)
+            let b = Tensor.modulatedRMSNorm(x, weight: weight, shift: shift, scale: scale, eps: 1e-6)
+            let r = Tensor.gatedResidual(x, gate: gate, branch: a) + Tensor.gatedResidual(branch, gate: gate, branch: b)
+            r.backward(upstream)
+        }
+        func unfused() {
+            for t in leaves { t.grad = nil }
+            let a = Tensor.layerNorm(x, weight: nil, bias: nil, eps: 1e-6) * (scale + 1) + shift
+            let b = Tensor.rmsNorm(x, weight: weight, eps: 1e-6) * (scale + 1) + shift
+            let r = (x + gate * a) + (branch + gate * b)
+            r.backward(upstream)
+        }
+        let tf = BenchHarness.median(minRuns: 5, minSeconds: 1, fused)
+        let tu = BenchHarness.median(minRuns: 5, minSeconds: 1, unfused)
+        print(
+            "adaLN elementwise fwd+bwd (2 modulated norms + 2 gated residuals) on (1, \(tokens), \(d)):"
+                + " fused \(BenchHarness.format(tf * 1e3, 2)) ms | unfused \(BenchHarness.format(tu * 1e3, 2)) ms"
+                + " | speed-up \(BenchHarness.format(tu / tf, 2))×")
+    }
+
+    /// Fused attention forward + backward at `length` tokens, 16 heads of 72; returns the median in ms.
+    func attentionCase(length: Int) -> Double {
+        let heads = 16, headSize = 72
+        let g = RandomGenerator(seed: 3)
+        func input() -> Tensor {
+            let t = Tensor.randn([1, length, heads, headSize], generator: g)
+            t.requiresGrad = true
+            return t
+        }
+        let q = input(), k = input(), v = input()
+        let dOut = Tensor.randn([1, length, heads, headSize], generator: g)
+        let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
+        func step() {
+            for x in [q, k, v] { x.grad = nil }
+            Tensor.attention(q, k, v).backward(dOut)
+        }
+        let peak = Self.stepMemory(step)
+        let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
+        print(
+            "attention fwd+bwd fp32 L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
+                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))"
+        )
+        return t * 1e3
+    }
+
+    /// Runs the PyTorch peer and prints our time over its time for the block and for attention.
+    func runTorch(block: Double, attention: Double) throws {
+        let env = ProcessInfo.processInfo.environment
+        let python = env["GOKU_TORCH_PYTHON"] ?? ".venv-bench/bin/python"
+        let script = "scripts/bench/torch_block.py"
+        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script)
+        else {
+            print(
+                "--compare-torch: no \(python) or \(script) here (run scripts/bench/setup_venv.sh from the repository root)"
+            )
+            return
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments =
+            [script, "--dtype", dtype, "--attention", "--threads", "\(Parallel.threadCount)"]
+            + (options.quick ? ["--quick"] : [])
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        var results: [String: Double] = [:]
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("RESULT ") {
+                let parts = line.split(separator: " ")
+                if parts.count >= 4, let ms = Double(parts[3].dropFirst(3)) { results["\(parts[1]) \(parts[2])"] = ms }
+            } else {
+                print("  \(line)")
+            }
+        }
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("\(script) exited with status \(process.terminationStatus)")
+        }
+        if let torchBlock = results["block \(dtype)"] {
+            print(
+                "block \(dtype): goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
+                    + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ \(dtype == "bf16" ? "0.4" : "1"))")
+        }
+        if let torchAttention = results["attention \(dtype)"] {
+            print(
+                "attention: goku fp32 \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
+                    + " = \(BenchHarness.format(attention / torchAttention, 3))")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import TensorCore
+import TestSupport
+import XCTest
+
+/// bfloat16 matrix products through oneDNN: against Float32 products of the same operands rounded to bfloat16 (which
+/// the bf16 path must reproduce up to accumulation order), and the weight cache's invalidation.
+final class MixedPrecisionTests: XCTestCase {
+    override func setUpWithError() throws {
+        try XCTSkipUnless(MixedPrecision.isAvailable, "oneDNN has no CPU engine here")
+    }
+
+    /// The tensor with every element rounded to bfloat16 (still Float32).
+    private func rounded(_ t: Tensor) -> Tensor { t.to(.bfloat16).to(.float32) }
+
+    func testMatmulMatchesFloat32OfRoundedOperandsForEveryTransposition() {
+        let g = RandomGenerator(seed: 1)
+        let (m, k, n) = (37, 70, 29)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = Tensor.randn(ta ? [k, m] : [m, k], generator: g)
+            let b = Tensor.randn(tb ? [n, k] : [k, n], generator: g)
+            let mixed = MixedPrecision.bfloat16 { Tensor.matmul(a, b, transposeA: ta, transposeB: tb) }
+            let reference = Tensor.matmul(rounded(a), rounded(b), transposeA: ta, transposeB: tb)
+            expectClose(mixed, reference, rtol: 1e-4, atol: 1e-4, "bf16 matmul transA \(ta) transB \(tb)")
+            // And it is a bf16 product, not a silent Float32 one: it differs from the unrounded product.
+            let exact = Tensor.matmul(a, b, transposeA: ta, transposeB: tb)
+            XCTAssertGreaterThan((mixed - exact).abs().max().item(), 1e-4, "transA \(ta) transB \(tb)")
+            // bf16 rounding (2⁻⁹ relative per operand) over K = 70 terms of size ~1: errors of order 2⁻⁸·√K ≈ 0.03.
+            expectClose(mixed, exact, rtol: 2e-2, atol: 0.15, "bf16 within bf16 tolerance of fp32")
+        }
+    }
+
+    func testBatchedMatmul() {
+        let g = RandomGenerator(seed: 2)
+        let a = Tensor.randn([3, 2, 9, 16], generator: g), b = Tensor.randn([2, 16, 5], generator: g)
+        let mixed = MixedPrecision.bfloat16 { Tensor.matmul(a, b) }
+        expectClose(mixed, Tensor.matmul(rounded(a), rounded(b)), rtol: 1e-4, atol: 1e-4, "batched bf16 matmul")
+    }
+
+    func testLinearForwardAndBackwardInBFloat16() {
+        let g = RandomGenerator(seed: 3)
+        let x = Tensor.randn([2, 12, 48], generator: g), w = Tensor.randn([40, 48], generator: g)
+        let bias = Tensor.randn([40], generator: g), upstream = Tensor.randn([2, 12, 40], generator: g)
+        for t in [x, w, bias] { t.requiresGrad = true }
+        // Forward inside the scope, backward outside: the gradient products keep the forward's precision.
+        let y = MixedPrecision.bfloat16 { Tensor.linear(x, weight: w, bias: bias) }
+        y.backward(upstream)
+        let (dx, dw, db) = (x.grad!, w.grad!, bias.grad!)
+
+        let xr = rounded(x).detached(), wr = rounded(w).detached(), br = bias.detached()
+        for t in [xr, wr, br] { t.requiresGrad = true }
+        let yr = Tensor.linear(xr, weight: wr, bias: br)
+        yr.backward(upstream)
+        expectClose(y, yr, rtol: 1e-4, atol: 1e-4, "linear forward")
+        // dX = g·W and dW = gᵀ·x round g (and W, x) to bf16: compare with the rounded-operand products.
+        let gr = rounded(upstream).reshape([24, 40])
+        expectClose(dx, Tensor.matmul(gr, wr.detached()).reshape([2, 12, 48]), rtol: 1e-4, atol: 1e-4, "dX")
+        expectClose(
+            dw, Tensor.matmul(gr, xr.detached().reshape([24, 48]), transposeA: true), rtol: 1e-4, atol: 1e-4, "dW")
+        expectClose(db, br.grad!, rtol: 1e-6, atol: 1e-6, "db (not a product)")
+        // And within bf16 tolerance of the Float32 gradients.
+        expectClose(dw, wr.grad!, rtol: 3e-2, atol: 1e-1, "dW vs fp32")
+    }
+
+    func testChangedWeightInvalidatesTheCachedReorder() {
+        let g = RandomGenerator(seed: 4)
+        let x = Tensor.randn([16, 32], generator: g)
+        let w = Tensor.randn([24, 32], generator: g)
+        w.requiresGrad = true
+        let first = MixedPrecision.bfloat16 { Autograd.inference { Tensor.linear(x, weight: w, bias: nil) } }
+        expectClose(first, Tensor.matmul(rounded(x), rounded(w), transposeB: true), rtol: 1e-4, atol: 1e-4, "first")
+        // The same weight again: the result is unchanged (served from the cache).
+        let again = MixedPrecision.bfloat16 { Autograd.inference { Tensor.linear(x, weight: w, bias: nil) } }
+        XCTAssertEqual(again.scalars, first.scalars)
+        // Change the weight in place: the next product must see the new values.
+        let replacement = Tensor.randn([24, 32], generator: g)
+        w.assign(replacement)
+        let after = MixedPrecision.bfloat16 { Autograd.inference { Tensor.linear(x, weight: w, bias: nil) } }
+        expectClose(
+            after, Tensor.matmul(rounded(x), rounded(replacement), transposeB: true), rtol: 1e-4, atol: 1e-4,
+            "after assign")
+        XCTAssertGreaterThan((after - first).abs().max().item(), 1e-2)
+    }
+
+    func testScopeIsRestoredAndFloat32IsTheDefault() {
+        XCTAssertEqual(MixedPrecision.current, .float32)
+        MixedPrecision.bfloat16 {
+            XCTAssertEqual(MixedPrecision.current, .bfloat16)
+            MixedPrecision.with(.float32) { XCTAssertEqual(MixedPrecision.current, .float32) }
+            XCTAssertEqual(MixedPrecision.current, .bfloat16)
+        }
+        XCTAssertEqual(MixedPrecision.current, .float32)
+    }
+}
