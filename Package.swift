@@ -49,6 +49,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "VideoVAE", targets: ["VideoVAE"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -65,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "VideoVAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -76,6 +77,8 @@ let package = Package(
         .testTarget(
             name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"],
             exclude: ["Fixtures"]),
+        .target(name: "VideoVAE", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
+        .testTarget(name: "VideoVAETests", dependencies: ["VideoVAE", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )
