@@ -8,7 +8,7 @@ struct Goku: ParsableCommand {
         commandName: "goku",
         abstract: "Goku: rectified-flow Transformers for joint image and video generation.",
         version: GokuVersion.string,
-        subcommands: [Info.self, Bench.self])
+        subcommands: [Info.self, Bench.self, VAECommand.self])
 }
 
 enum GokuVersion {
