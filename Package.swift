@@ -66,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "VideoVAE",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "VideoVAE", "Media",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -79,6 +79,11 @@ let package = Package(
             exclude: ["Fixtures"]),
         .target(name: "VideoVAE", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
         .testTarget(name: "VideoVAETests", dependencies: ["VideoVAE", "TestSupport"], exclude: ["Fixtures"]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Media", dependencies: ["TensorCore", "CZlib"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

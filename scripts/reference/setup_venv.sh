@@ -15,4 +15,5 @@ python3 -m venv "$VENV"
 "$PY" -m pip install --upgrade pip
 "$PY" -m pip install torch numpy safetensors
 "$PY" -m pip install diffusers   # make_vae_fixtures.py (AutoencoderKLCogVideoX)
+"$PY" -m pip install pillow  # make_media_fixtures.py
 "$PY" -c "import torch, numpy, safetensors; print('torch', torch.__version__, 'numpy', numpy.__version__, 'safetensors', safetensors.__version__)"

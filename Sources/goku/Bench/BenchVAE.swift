@@ -30,6 +30,11 @@ struct BenchVAE: ParsableCommand {
         let cases: [(String, VideoVAEMemoryOptions)] = [
             ("one pass", .wholeClip), ("chunked 8/2", .chunked), ("tiled \(tile) + chunked", .tiled(tile: tile)),
         ]
+        // Warm-up on one small frame: first-touch page faults and buffer-pool growth would otherwise land on the
+        // first case.
+        _ = try Autograd.inference {
+            try vae.decode(try vae.encode(Tensor.zeros([1, 3, 1, 64, 64])).mode)
+        }
         var reference: Tensor?
         for (name, memory) in cases {
             // One timed run each: at full size one run takes minutes on a small machine.
