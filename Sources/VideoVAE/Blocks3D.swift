@@ -21,7 +21,8 @@ public final class DownBlock3D: Module {
                 inputChannels: $0 == 0 ? inputChannels : outputChannels, outputChannels: outputChannels, groups: groups,
                 eps: eps, latentChannels: nil, generator: generator)
         }
-        downsamplers = downsample ? [Downsample3D(channels: outputChannels, compressTime: compressTime, generator: generator)] : []
+        downsamplers =
+            downsample ? [Downsample3D(channels: outputChannels, compressTime: compressTime, generator: generator)] : []
     }
 
     /// - Parameter x: (B, Cin, T, H, W). - Returns: (B, Cout, T′, H′, W′).
@@ -76,7 +77,8 @@ public final class UpBlock3D: Module {
                 inputChannels: $0 == 0 ? inputChannels : outputChannels, outputChannels: outputChannels, groups: groups,
                 eps: eps, latentChannels: latentChannels, generator: generator)
         }
-        upsamplers = upsample ? [Upsample3D(channels: outputChannels, compressTime: compressTime, generator: generator)] : []
+        upsamplers =
+            upsample ? [Upsample3D(channels: outputChannels, compressTime: compressTime, generator: generator)] : []
     }
 
     /// - Parameters:

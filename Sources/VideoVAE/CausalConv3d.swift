@@ -39,11 +39,15 @@ public final class SafeConv3d: Module {
     let padding: [Int]
 
     /// A convolution with PyTorch's default initialisation.
-    public init(_ inputChannels: Int, _ outputChannels: Int, kernel: Int, padding: [Int] = [0, 0, 0], generator: RandomGenerator) {
+    public init(
+        _ inputChannels: Int, _ outputChannels: Int, kernel: Int, padding: [Int] = [0, 0, 0], generator: RandomGenerator
+    ) {
         let shape = [outputChannels, inputChannels, kernel, kernel, kernel]
         weight = Initializer.torchDefault(shape, generator: generator).asParameter()
-        bias = Initializer.torchDefaultBias(outputChannels, fanIn: inputChannels * kernel * kernel * kernel, generator: generator)
-            .asParameter()
+        bias = Initializer.torchDefaultBias(
+            outputChannels, fanIn: inputChannels * kernel * kernel * kernel, generator: generator
+        )
+        .asParameter()
         self.padding = padding
     }
 
@@ -68,7 +72,8 @@ public final class CausalConv3d: Module {
     /// A causal convolution with kernel `kernel` along each of T, H, W.
     public init(_ inputChannels: Int, _ outputChannels: Int, kernel: Int, generator: RandomGenerator) {
         let spatialPad = (kernel - 1) / 2
-        conv = SafeConv3d(inputChannels, outputChannels, kernel: kernel, padding: [0, spatialPad, spatialPad], generator: generator)
+        conv = SafeConv3d(
+            inputChannels, outputChannels, kernel: kernel, padding: [0, spatialPad, spatialPad], generator: generator)
         timeKernel = kernel
     }
 
@@ -78,8 +83,10 @@ public final class CausalConv3d: Module {
     /// - Returns: (B, Cout, T, H, W).
     public func callAsFunction(_ x: Tensor, cache: CausalConvCache? = nil) -> Tensor {
         guard timeKernel > 1 else { return conv(x) }
-        let past = cache?[self] ?? x.slice(axis: 2, 0, 1).expand(
-            [x.shape[0], x.shape[1], timeKernel - 1, x.shape[3], x.shape[4]])
+        let past =
+            cache?[self]
+            ?? x.slice(axis: 2, 0, 1).expand(
+                [x.shape[0], x.shape[1], timeKernel - 1, x.shape[3], x.shape[4]])
         let padded = Tensor.concat([past, x], axis: 2)  // (B, Cin, kT − 1 + T, H, W)
         if let cache { cache[self] = padded.slice(axis: 2, padded.shape[2] - (timeKernel - 1), padded.shape[2]) }
         return conv(padded)

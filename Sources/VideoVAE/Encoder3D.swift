@@ -19,7 +19,8 @@ public final class Encoder3D: Module {
     /// Builds the encoder of `config` (assumed valid).
     public init(config c: VideoVAEConfig, generator: RandomGenerator) {
         let channels = c.blockOutChannels
-        _convIn = ModuleInfo(wrappedValue: CausalConv3d(c.inChannels, channels[0], kernel: 3, generator: generator), key: "conv_in")
+        _convIn = ModuleInfo(
+            wrappedValue: CausalConv3d(c.inChannels, channels[0], kernel: 3, generator: generator), key: "conv_in")
         _downBlocks = ModuleInfo(
             wrappedValue: channels.indices.map { i in
                 DownBlock3D(
@@ -29,11 +30,14 @@ public final class Encoder3D: Module {
             }, key: "down_blocks")
         _midBlock = ModuleInfo(
             wrappedValue: MidBlock3D(
-                channels: channels.last!, groups: c.normNumGroups, eps: c.normEps, latentChannels: nil, generator: generator),
+                channels: channels.last!, groups: c.normNumGroups, eps: c.normEps, latentChannels: nil,
+                generator: generator),
             key: "mid_block")
-        _normOut = ModuleInfo(wrappedValue: GroupNorm(groups: c.normNumGroups, channels: channels.last!, eps: 1e-6), key: "norm_out")
+        _normOut = ModuleInfo(
+            wrappedValue: GroupNorm(groups: c.normNumGroups, channels: channels.last!, eps: 1e-6), key: "norm_out")
         _convOut = ModuleInfo(
-            wrappedValue: CausalConv3d(channels.last!, 2 * c.latentChannels, kernel: 3, generator: generator), key: "conv_out")
+            wrappedValue: CausalConv3d(channels.last!, 2 * c.latentChannels, kernel: 3, generator: generator),
+            key: "conv_out")
     }
 
     /// - Parameters:
@@ -66,7 +70,8 @@ public final class Decoder3D: Module {
     public init(config c: VideoVAEConfig, generator: RandomGenerator) {
         let channels = Array(c.blockOutChannels.reversed())
         let z = c.latentChannels
-        _convIn = ModuleInfo(wrappedValue: CausalConv3d(z, channels[0], kernel: 3, generator: generator), key: "conv_in")
+        _convIn = ModuleInfo(
+            wrappedValue: CausalConv3d(z, channels[0], kernel: 3, generator: generator), key: "conv_in")
         _midBlock = ModuleInfo(
             wrappedValue: MidBlock3D(
                 channels: channels[0], groups: c.normNumGroups, eps: c.normEps, latentChannels: z, generator: generator),
@@ -79,7 +84,8 @@ public final class Decoder3D: Module {
                     upsample: i < channels.count - 1, compressTime: i < c.temporalLevels, generator: generator)
             }, key: "up_blocks")
         _normOut = ModuleInfo(
-            wrappedValue: SpatialNorm3D(channels: channels.last!, latentChannels: z, groups: c.normNumGroups, generator: generator),
+            wrappedValue: SpatialNorm3D(
+                channels: channels.last!, latentChannels: z, groups: c.normNumGroups, generator: generator),
             key: "norm_out")
         _convOut = ModuleInfo(
             wrappedValue: CausalConv3d(channels.last!, c.outChannels, kernel: 3, generator: generator), key: "conv_out")

@@ -12,9 +12,12 @@ public final class FrameConv2d: Module {
 
     /// A k×k convolution with PyTorch's default initialisation.
     public init(_ inputChannels: Int, _ outputChannels: Int, kernel: Int, generator: RandomGenerator) {
-        weight = Initializer.torchDefault([outputChannels, inputChannels, kernel, kernel], generator: generator).asParameter()
-        bias = Initializer.torchDefaultBias(outputChannels, fanIn: inputChannels * kernel * kernel, generator: generator)
+        weight = Initializer.torchDefault([outputChannels, inputChannels, kernel, kernel], generator: generator)
             .asParameter()
+        bias = Initializer.torchDefaultBias(
+            outputChannels, fanIn: inputChannels * kernel * kernel, generator: generator
+        )
+        .asParameter()
     }
 
     /// - Parameters:

@@ -34,9 +34,12 @@ public final class SpatialNorm3D: Module, ResnetNorm {
     ///   - channels: feature channels (`f_channels`).
     ///   - latentChannels: latent channels (`zq_channels`).
     public init(channels: Int, latentChannels: Int, groups: Int, generator: RandomGenerator) {
-        _normLayer = ModuleInfo(wrappedValue: GroupNorm(groups: groups, channels: channels, eps: 1e-6), key: "norm_layer")
-        _convY = ModuleInfo(wrappedValue: CausalConv3d(latentChannels, channels, kernel: 1, generator: generator), key: "conv_y")
-        _convB = ModuleInfo(wrappedValue: CausalConv3d(latentChannels, channels, kernel: 1, generator: generator), key: "conv_b")
+        _normLayer = ModuleInfo(
+            wrappedValue: GroupNorm(groups: groups, channels: channels, eps: 1e-6), key: "norm_layer")
+        _convY = ModuleInfo(
+            wrappedValue: CausalConv3d(latentChannels, channels, kernel: 1, generator: generator), key: "conv_y")
+        _convB = ModuleInfo(
+            wrappedValue: CausalConv3d(latentChannels, channels, kernel: 1, generator: generator), key: "conv_b")
     }
 
     /// - Parameters:
@@ -91,11 +94,13 @@ public final class ResnetBlock3D: Module {
 
     /// - Parameter latentChannels: non-nil in the decoder: the norms are SpatialNorm3D conditioned on the latent.
     public init(
-        inputChannels: Int, outputChannels: Int, groups: Int, eps: Double, latentChannels: Int?, generator: RandomGenerator
+        inputChannels: Int, outputChannels: Int, groups: Int, eps: Double, latentChannels: Int?,
+        generator: RandomGenerator
     ) {
         func norm(_ channels: Int) -> any ResnetNorm {
             if let latentChannels {
-                return SpatialNorm3D(channels: channels, latentChannels: latentChannels, groups: groups, generator: generator)
+                return SpatialNorm3D(
+                    channels: channels, latentChannels: latentChannels, groups: groups, generator: generator)
             }
             return GroupNorm(groups: groups, channels: channels, eps: eps)
         }

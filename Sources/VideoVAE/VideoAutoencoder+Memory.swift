@@ -144,7 +144,8 @@ extension VideoAutoencoder {
         let f = config.spatialCompression
         func axis(_ tile: Int, _ overlap: Double, _ name: String) throws -> TileAxis {
             guard tile > 0, tile % f == 0 else {
-                throw VideoVAEError.invalidInput(what: "tiling", reason: "\(name) \(tile) is not a positive multiple of \(f)")
+                throw VideoVAEError.invalidInput(
+                    what: "tiling", reason: "\(name) \(tile) is not a positive multiple of \(f)")
             }
             guard overlap >= 0, overlap < 1 else {
                 throw VideoVAEError.invalidInput(what: "tiling", reason: "\(name) overlap \(overlap) is not in [0, 1)")
@@ -160,7 +161,9 @@ extension VideoAutoencoder {
             }
             return a
         }
-        return (try axis(th, options.tileOverlapHeight, "tile height"), try axis(tw, options.tileOverlapWidth, "tile width"))
+        return (
+            try axis(th, options.tileOverlapHeight, "tile height"), try axis(tw, options.tileOverlapWidth, "tile width")
+        )
     }
 
     /// diffusers' `tiled_encode`: overlapping tiles, each encoded (chunked) on its own, blended and cropped.
@@ -168,11 +171,13 @@ extension VideoAutoencoder {
         let (h, w) = (video.shape[3], video.shape[4])
         var tiles: [[Tensor]] = stride(from: 0, to: h, by: rows.encodeStride).map { i in
             stride(from: 0, to: w, by: columns.encodeStride).map { j in
-                let tile = video.slice(axis: 3, i, min(i + rows.sampleTile, h)).slice(axis: 4, j, min(j + columns.sampleTile, w))
+                let tile = video.slice(axis: 3, i, min(i + rows.sampleTile, h)).slice(
+                    axis: 4, j, min(j + columns.sampleTile, w))
                 return chunkedEncode(tile, framesPerChunk: options.sampleFramesPerChunk)
             }
         }
-        return Self.blendTiles(&tiles, blend: (rows.encodeBlend, columns.encodeBlend), keep: (rows.encodeKeep, columns.encodeKeep))
+        return Self.blendTiles(
+            &tiles, blend: (rows.encodeBlend, columns.encodeBlend), keep: (rows.encodeKeep, columns.encodeKeep))
     }
 
     /// diffusers' `tiled_decode`: overlapping latent tiles, each decoded (chunked) on its own, blended and cropped.
@@ -180,11 +185,13 @@ extension VideoAutoencoder {
         let (h, w) = (latent.shape[3], latent.shape[4])
         var tiles: [[Tensor]] = stride(from: 0, to: h, by: rows.decodeStride).map { i in
             stride(from: 0, to: w, by: columns.decodeStride).map { j in
-                let tile = latent.slice(axis: 3, i, min(i + rows.latentTile, h)).slice(axis: 4, j, min(j + columns.latentTile, w))
+                let tile = latent.slice(axis: 3, i, min(i + rows.latentTile, h)).slice(
+                    axis: 4, j, min(j + columns.latentTile, w))
                 return chunkedDecode(tile, framesPerChunk: options.latentFramesPerChunk)
             }
         }
-        return Self.blendTiles(&tiles, blend: (rows.decodeBlend, columns.decodeBlend), keep: (rows.decodeKeep, columns.decodeKeep))
+        return Self.blendTiles(
+            &tiles, blend: (rows.decodeBlend, columns.decodeBlend), keep: (rows.decodeKeep, columns.decodeKeep))
     }
 
     /// Blends every tile with its upper and left neighbours (in place and in order, as diffusers: a tile's left
@@ -215,6 +222,7 @@ extension VideoAutoencoder {
         let tail = a.slice(axis: axis, a.shape[axis] - e, a.shape[axis])
         let head = b.slice(axis: axis, 0, e)
         let blended = tail * (1 - ramp) + head * ramp
-        return e == b.shape[axis] ? blended : Tensor.concat([blended, b.slice(axis: axis, e, b.shape[axis])], axis: axis)
+        return e == b.shape[axis]
+            ? blended : Tensor.concat([blended, b.slice(axis: axis, e, b.shape[axis])], axis: axis)
     }
 }

@@ -57,13 +57,15 @@ public final class VideoAutoencoder: Module {
             throw VideoVAEError.invalidConfig(file: configURL.path, field: field, reason: reason)
         }
         let single = folder.appendingPathComponent(weightsFileName)
-        let index = folder.appendingPathComponent(weightsFileName.replacingOccurrences(of: ".safetensors", with: ".safetensors.index.json"))
+        let index = folder.appendingPathComponent(
+            weightsFileName.replacingOccurrences(of: ".safetensors", with: ".safetensors.index.json"))
         if FileManager.default.fileExists(atPath: single.path) {
             try vae.loadWeights(from: single, strict: true)
         } else if FileManager.default.fileExists(atPath: index.path) {
             try vae.loadWeights(from: index, strict: true)
         } else {
-            throw CheckpointError.io(file: single.path, reason: "no such file (a diffusers VAE folder holds \(weightsFileName))")
+            throw CheckpointError.io(
+                file: single.path, reason: "no such file (a diffusers VAE folder holds \(weightsFileName))")
         }
         return vae
     }
@@ -130,11 +132,13 @@ public final class VideoAutoencoder: Module {
             throw VideoVAEError.invalidInput(what: "video", reason: "expected (B, C, T, H, W), got shape \(s)")
         }
         guard s[1] == config.inChannels else {
-            throw VideoVAEError.invalidInput(what: "video", reason: "has \(s[1]) channels, the VAE takes \(config.inChannels)")
+            throw VideoVAEError.invalidInput(
+                what: "video", reason: "has \(s[1]) channels, the VAE takes \(config.inChannels)")
         }
         guard s[2] >= 1, (s[2] - 1) % r == 0 else {
             throw VideoVAEError.invalidInput(
-                what: "video", reason: "has \(s[2]) frames; the VAE takes 1 + \(r)k frames (1, \(1 + r), \(1 + 2 * r), …)")
+                what: "video",
+                reason: "has \(s[2]) frames; the VAE takes 1 + \(r)k frames (1, \(1 + r), \(1 + 2 * r), …)")
         }
         guard s[3] > 0, s[4] > 0, s[3] % f == 0, s[4] % f == 0 else {
             throw VideoVAEError.invalidInput(
@@ -147,7 +151,8 @@ public final class VideoAutoencoder: Module {
     public func validateLatent(_ latent: Tensor) throws {
         let s = latent.shape
         guard s.count == 5, s.allSatisfy({ $0 > 0 }) else {
-            throw VideoVAEError.invalidInput(what: "latent", reason: "expected non-empty (B, C, T, h, w), got shape \(s)")
+            throw VideoVAEError.invalidInput(
+                what: "latent", reason: "expected non-empty (B, C, T, h, w), got shape \(s)")
         }
         guard s[1] == config.latentChannels else {
             throw VideoVAEError.invalidInput(

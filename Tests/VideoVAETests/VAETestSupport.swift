@@ -17,8 +17,10 @@ let tinyVAE: VideoAutoencoder = {
 
 /// Parity with a reference: |a − e| ≤ rtol·(|e| + max|e|), i.e. 1e-4 relative to each element and to the tensor's
 /// scale (elements near zero are judged against the scale, not against themselves).
-func expectParity(_ actual: Tensor, _ expected: Tensor, rtol: Double = 1e-4, _ message: String,
-                  file: StaticString = #filePath, line: UInt = #line) {
+func expectParity(
+    _ actual: Tensor, _ expected: Tensor, rtol: Double = 1e-4, _ message: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     let scale = expected.doubleScalars.map(Swift.abs).max() ?? 0
     expectClose(actual, expected, rtol: rtol, atol: rtol * scale, message, file: file, line: line)
 }

@@ -42,8 +42,10 @@ final class VideoAutoencoderMemoryTests: XCTestCase {
             let decodedTiled = try tinyVAE.decode(whole, options: options)
             XCTAssertEqual(decodedTiled.shape, decodedWhole.shape)
             let decodeError = relativeMaxError(decodedTiled, decodedWhole)
-            print("tiled vs one pass, max error / max magnitude: encode \(encodeError), decode \(decodeError); "
-                  + "relative RMS: encode \(relativeRMSError(tiled, whole)), decode \(relativeRMSError(decodedTiled, decodedWhole))")
+            print(
+                "tiled vs one pass, max error / max magnitude: encode \(encodeError), decode \(decodeError); "
+                    + "relative RMS: encode \(relativeRMSError(tiled, whole)), decode \(relativeRMSError(decodedTiled, decodedWhole))"
+            )
             XCTAssertLessThan(relativeRMSError(tiled, whole), 0.75, "tiled encode")
             XCTAssertLessThan(relativeRMSError(decodedTiled, decodedWhole), 0.7, "tiled decode")
         }
@@ -84,12 +86,16 @@ final class VideoAutoencoderMemoryTests: XCTestCase {
                 XCTAssertEqual(try tinyVAE.decode(z).shape, [1, 3, frames, 16, 16])
             }
         }
-        XCTAssertThrowsError(try tinyVAE.encode(Tensor.zeros([1, 3, 9, 16, 16]), options: .init(sampleFramesPerChunk: 6)))
+        XCTAssertThrowsError(
+            try tinyVAE.encode(Tensor.zeros([1, 3, 9, 16, 16]), options: .init(sampleFramesPerChunk: 6)))
     }
 
     func testChunkRangesAsDiffusers() {
         XCTAssertEqual(VideoVAEMemoryOptions.chunked.sampleFramesPerChunk, 8)
-        let cases: [(Int, Int, [Int])] = [(1, 8, [1]), (9, 8, [9]), (17, 8, [9, 8]), (33, 8, [9, 8, 8, 8]), (5, 2, [3, 2]), (13, 2, [3, 2, 2, 2, 2, 2])]
+        let cases: [(Int, Int, [Int])] = [
+            (1, 8, [1]), (9, 8, [9]), (17, 8, [9, 8]), (33, 8, [9, 8, 8, 8]), (5, 2, [3, 2]),
+            (13, 2, [3, 2, 2, 2, 2, 2]),
+        ]
         for (frames, chunk, sizes) in cases {
             let vaeSizes = VideoAutoencoder.chunkRanges(frames: frames, chunk: chunk).map(\.count)
             XCTAssertEqual(vaeSizes, sizes, "\(frames) frames in chunks of \(chunk)")

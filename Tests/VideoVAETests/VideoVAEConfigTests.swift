@@ -35,7 +35,8 @@ final class VideoVAEConfigTests: XCTestCase {
         for key in [
             "encoder.conv_in.conv.weight", "encoder.down_blocks.0.resnets.2.norm1.weight",
             "encoder.down_blocks.0.downsamplers.0.conv.weight", "encoder.down_blocks.1.resnets.0.conv_shortcut.weight",
-            "decoder.mid_block.resnets.1.norm2.conv_b.conv.bias", "decoder.up_blocks.2.resnets.3.norm1.norm_layer.weight",
+            "decoder.mid_block.resnets.1.norm2.conv_b.conv.bias",
+            "decoder.up_blocks.2.resnets.3.norm1.norm_layer.weight",
             "decoder.up_blocks.0.upsamplers.0.conv.weight", "decoder.norm_out.conv_y.conv.weight",
         ] {
             XCTAssertTrue(keys.contains(key), key)
@@ -71,8 +72,11 @@ final class VideoVAEConfigTests: XCTestCase {
 
     func testUnsupportedValuesAreNamed() throws {
         try expectInvalid("{\"act_fn\": \"gelu\"}", field: "act_fn")
-        try expectInvalid("{\"down_block_types\": [\"DownEncoderBlock2D\"], \"block_out_channels\": [8]}", field: "down_block_types")
-        try expectInvalid("{\"block_out_channels\": [8, 12], \"down_block_types\": [\"CogVideoXDownBlock3D\", \"CogVideoXDownBlock3D\"], \"up_block_types\": [\"CogVideoXUpBlock3D\", \"CogVideoXUpBlock3D\"], \"norm_num_groups\": 8, \"temporal_compression_ratio\": 1}", field: "norm_num_groups")
+        try expectInvalid(
+            "{\"down_block_types\": [\"DownEncoderBlock2D\"], \"block_out_channels\": [8]}", field: "down_block_types")
+        try expectInvalid(
+            "{\"block_out_channels\": [8, 12], \"down_block_types\": [\"CogVideoXDownBlock3D\", \"CogVideoXDownBlock3D\"], \"up_block_types\": [\"CogVideoXUpBlock3D\", \"CogVideoXUpBlock3D\"], \"norm_num_groups\": 8, \"temporal_compression_ratio\": 1}",
+            field: "norm_num_groups")
         try expectInvalid("{\"temporal_compression_ratio\": 3}", field: "temporal_compression_ratio")
         try expectInvalid("{\"temporal_compression_ratio\": 16}", field: "temporal_compression_ratio")
         try expectInvalid("{\"latents_mean\": [0.0, 1.0]}", field: "latents_mean")
@@ -112,7 +116,9 @@ final class VideoVAEConfigTests: XCTestCase {
         try tinyVAE.save(to: directory)
         let copy = try VideoAutoencoder.load(from: directory)
         XCTAssertEqual(copy.config, tinyVAE.config)
-        for ((k, a), (_, b)) in zip(tinyVAE.namedParameters(), copy.namedParameters()) { XCTAssertEqual(a.scalars, b.scalars, k) }
+        for ((k, a), (_, b)) in zip(tinyVAE.namedParameters(), copy.namedParameters()) {
+            XCTAssertEqual(a.scalars, b.scalars, k)
+        }
     }
 
     func testBadInputShapesAreErrors() throws {

@@ -24,8 +24,9 @@ struct BenchVAE: ParsableCommand {
         let vae = try VideoAutoencoder(config: .cogVideoX, generator: RandomGenerator(seed: 1))
         let video = Tensor.rand([1, 3, t, h, w], low: -1, high: 1, generator: RandomGenerator(seed: 2))
         try vae.validateVideo(video)
-        print("goku bench vae — \(Parallel.threadCount) threads; CogVideoX VAE (\(vae.parameterCount) parameters, random); "
-              + "video 1×3×\(t)×\(h)×\(w)")
+        print(
+            "goku bench vae — \(Parallel.threadCount) threads; CogVideoX VAE (\(vae.parameterCount) parameters, random); "
+                + "video 1×3×\(t)×\(h)×\(w)")
         let tile = max(32, (min(h, w) / 2) / 32 * 32)
         let cases: [(String, VideoVAEMemoryOptions)] = [
             ("one pass", .wholeClip), ("chunked 8/2", .chunked), ("tiled \(tile) + chunked", .tiled(tile: tile)),
@@ -54,8 +55,10 @@ struct BenchVAE: ParsableCommand {
             } else {
                 reference = out
             }
-            print("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) encode+decode \(BenchHarness.format(seconds, 2)) s, "
-                  + "peak RSS \(BenchHarness.mib(peak)) (+\(BenchHarness.mib(max(0, peak - base))) over start)\(note)")
+            print(
+                "  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) encode+decode \(BenchHarness.format(seconds, 2)) s, "
+                    + "peak RSS \(BenchHarness.mib(peak)) (+\(BenchHarness.mib(max(0, peak - base))) over start)\(note)"
+            )
         }
         benchConvolution(frames: t, height: min(h, 64), width: min(w, 64))
     }
@@ -77,8 +80,9 @@ struct BenchVAE: ParsableCommand {
                 a.storage.pointer(as: Float.self), Int32(k), b.storage.pointer(as: Float.self), Int32(n), 0,
                 out.storage.pointer(as: Float.self), Int32(n))
         }
-        print("  conv3d 128→128 3×3×3 on \(frames)×\(height)×\(width): \(BenchHarness.format(conv * 1e3, 1)) ms, "
-              + "\(BenchHarness.format(flops / conv / 1e9, 1)) GFLOP/s; sgemm of the same FLOPs "
-              + "\(BenchHarness.format(gemm * 1e3, 1)) ms; ratio conv/sgemm \(BenchHarness.format(conv / gemm, 2))")
+        print(
+            "  conv3d 128→128 3×3×3 on \(frames)×\(height)×\(width): \(BenchHarness.format(conv * 1e3, 1)) ms, "
+                + "\(BenchHarness.format(flops / conv / 1e9, 1)) GFLOP/s; sgemm of the same FLOPs "
+                + "\(BenchHarness.format(gemm * 1e3, 1)) ms; ratio conv/sgemm \(BenchHarness.format(conv / gemm, 2))")
     }
 }

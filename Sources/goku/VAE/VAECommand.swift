@@ -81,7 +81,8 @@ enum VAEFiles {
         guard url.pathExtension.lowercased() == "safetensors" else { return try VideoFile.read(url) }
         let file = try SafeTensorsFile(url: url)
         guard file.names.contains(key) else {
-            throw VAECommandError(description: "\(path): no tensor '\(key)' (found: \(file.names.sorted().joined(separator: ", ")))")
+            throw VAECommandError(
+                description: "\(path): no tensor '\(key)' (found: \(file.names.sorted().joined(separator: ", ")))")
         }
         let t = try StateDict.loadTensors(from: url)[key]!
         guard t.rank == 4 else {
@@ -106,7 +107,9 @@ enum VAEFiles {
 struct VAEEncode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encode",
-        abstract: "Encode a video (key 'video', (C, T, H, W) in [-1, 1]) to its latent (key 'latent', the posterior mode, unscaled).")
+        abstract:
+            "Encode a video (key 'video', (C, T, H, W) in [-1, 1]) to its latent (key 'latent', the posterior mode, unscaled)."
+    )
 
     @OptionGroup var options: VAERunOptions
 
@@ -116,7 +119,8 @@ struct VAEEncode: ParsableCommand {
         let latent = try options.naming {
             try Autograd.inference { try vae.encode(video.unsqueeze(0), options: options.memory).mode }
         }
-        try VAEFiles.write(latent.squeeze(0), to: options.output, key: "latent", framesPerSecond: options.framesPerSecond)
+        try VAEFiles.write(
+            latent.squeeze(0), to: options.output, key: "latent", framesPerSecond: options.framesPerSecond)
         print("\(options.input) \(video.shape) → \(options.output) latent \(latent.squeeze(0).shape)")
     }
 }
@@ -125,7 +129,8 @@ struct VAEEncode: ParsableCommand {
 struct VAEDecode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decode",
-        abstract: "Decode a latent (key 'latent', (C, T, h, w), unscaled) to a video (key 'video', clamped to [-1, 1]).")
+        abstract: "Decode a latent (key 'latent', (C, T, h, w), unscaled) to a video (key 'video', clamped to [-1, 1])."
+    )
 
     @OptionGroup var options: VAERunOptions
 
@@ -144,7 +149,8 @@ struct VAEDecode: ParsableCommand {
 /// `goku vae reconstruct`: encode, take the posterior mode, decode; prints the PSNR.
 struct VAEReconstruct: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "reconstruct", abstract: "Encode, take the posterior mode, decode; prints the reconstruction PSNR.")
+        commandName: "reconstruct", abstract: "Encode, take the posterior mode, decode; prints the reconstruction PSNR."
+    )
 
     @OptionGroup var options: VAERunOptions
 
@@ -160,6 +166,8 @@ struct VAEReconstruct: ParsableCommand {
         try VAEFiles.write(out, to: options.output, key: "video", framesPerSecond: options.framesPerSecond)
         // PSNR on [0, 1] pixels: the [-1, 1] error halves, peak 1.
         let mse = Double(((out - video) * 0.5).square().mean().item())
-        print("\(options.input) \(video.shape) → \(options.output); PSNR \(String(format: "%.2f", 10 * log10(1 / max(mse, 1e-12)))) dB")
+        print(
+            "\(options.input) \(video.shape) → \(options.output); PSNR \(String(format: "%.2f", 10 * log10(1 / max(mse, 1e-12)))) dB"
+        )
     }
 }
