@@ -44,6 +44,15 @@ final class VideoVAEConfigTests: XCTestCase {
         XCTAssertFalse(keys.contains("encoder.down_blocks.3.downsamplers.0.conv.weight"))
     }
 
+    func testQuantConvolutionKeys() throws {
+        var config = VideoVAEConfig.tiny
+        (config.useQuantConv, config.usePostQuantConv) = (true, true)
+        let shapes = try VideoAutoencoder(config: config).parameterDictionary().mapValues(\.shape)
+        XCTAssertEqual(shapes["quant_conv.weight"], [8, 8, 1, 1, 1])
+        XCTAssertEqual(shapes["post_quant_conv.bias"], [4])
+        XCTAssertNil(tinyVAE.parameterDictionary()["quant_conv.weight"])
+    }
+
     func testRoundTripThroughJSON() throws {
         try ConfigFile.write(VideoVAEConfig.tiny, to: directory)
         XCTAssertEqual(try ConfigFile.read(VideoVAEConfig.self, from: directory), .tiny)
