@@ -55,6 +55,9 @@ let package = Package(
         .library(name: "TextEncoder", targets: ["TextEncoder"]),
         .library(name: "VideoIO", targets: ["VideoIO"]),
         .library(name: "Curation", targets: ["Curation"]),
+        .library(name: "VideoVAE", targets: ["VideoVAE"]),
+        .library(name: "VAETraining", targets: ["VAETraining"]),
+        .library(name: "GokuPipeline", targets: ["GokuPipeline"]),
         .executable(name: "goku", targets: ["goku"]),
     ],
     dependencies: [
@@ -80,6 +83,10 @@ let package = Package(
                 "ShapesDataset",
                 "VideoIO",
                 "Curation",
+                "VideoVAE",
+                "VAETraining",
+                "GokuPipeline",
+                "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -127,6 +134,23 @@ let package = Package(
             ], exclude: ["Fixtures"]),
         // oneDNN (Debian libdnnl-dev, no pkg-config file): bfloat16 matrix products for MixedPrecision.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .target(name: "VideoVAE", dependencies: ["TensorCore", "NN", "Checkpoint"], swiftSettings: kernelFlags),
+        .testTarget(name: "VideoVAETests", dependencies: ["VideoVAE", "TestSupport"], exclude: ["Fixtures"]),
+        .target(
+            name: "VAETraining",
+            dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Training", "VideoVAE", "ShapesDataset"],
+            swiftSettings: kernelFlags),
+        .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VideoVAE", "TestSupport"]),
+        .target(
+            name: "GokuPipeline",
+            dependencies: [
+                "TensorCore", "NN", "Optim", "Checkpoint", "Training", "GokuModel", "RectifiedFlow", "TextEncoder",
+                "VideoVAE", "ShapesDataset", "Media",
+            ],
+            swiftSettings: kernelFlags),
+        .testTarget(
+            name: "GokuPipelineTests",
+            dependencies: ["GokuPipeline", "GokuModel", "TextEncoder", "VideoVAE", "VAETraining", "ShapesDataset", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

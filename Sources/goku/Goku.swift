@@ -8,7 +8,10 @@ struct Goku: ParsableCommand {
         commandName: "goku",
         abstract: "Goku: rectified-flow Transformers for joint image and video generation.",
         version: GokuVersion.string,
-        subcommands: [Info.self, Bench.self, TextCommand.self, DataCommand.self, Curate.self])
+        subcommands: [
+            GenerateCommand.self, TrainCommand.self, EvalCommand.self, VAECommand.self, TextCommand.self,
+            DataCommand.self, Curate.self, Bench.self, Info.self,
+        ])
 }
 
 enum GokuVersion {

@@ -5,7 +5,9 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, each printed beside a reference measured in the same run.",
-        subcommands: [BenchOps.self, BenchModel.self, BenchText.self, BenchCurate.self, BenchBlock.self])
+        subcommands: [
+            BenchOps.self, BenchBlock.self, BenchModel.self, BenchText.self, BenchVAE.self, BenchCurate.self,
+        ])
 }
 
 /// Options shared by benchmarks.

@@ -1,0 +1,137 @@
+import Foundation
+import GokuModel
+import Optim
+import RectifiedFlow
+import TextEncoder
+
+/// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
+/// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps` may
+/// change).
+public struct GokuTrainingConfig: Codable, Equatable, Sendable {
+    /// The transformer; nil selects `preset` with `inChannels` and `textDimension` taken from the VAE and text encoder.
+    public var transformer: GokuConfig?
+    /// A named transformer when `transformer` is nil: "small" (the shipped model's), "tiny", "goku-1b", ….
+    public var preset: String = "small"
+    /// Image-to-video conditioning on the first frame (spec §5.4), trained jointly with text-to-video.
+    public var imageConditioning = true
+    /// Probability that a video is trained with its first frame given (when `imageConditioning`).
+    public var firstFrameProbability = 0.5
+    /// A trained VAE folder (diffusers layout), e.g. the output of `goku vae train`.
+    public var vaeFolder: String = ""
+    /// A pretrained Hugging Face T5 folder, used frozen with a caption cache; nil trains `textEncoder` from scratch
+    /// jointly with the transformer (the shipped model's choice: a tiny T5 learns the Shapes captions' vocabulary).
+    public var textEncoderFolder: String?
+    /// The T5 trained from scratch when `textEncoderFolder` is nil; nil uses `ShapesText.encoderConfig`.
+    public var textEncoder: T5Config?
+    /// Captions are tokenised to this many tokens.
+    public var maxTextLength = 24
+    /// The generated training data.
+    public var data = ShapesTrainingData()
+    /// Distinct training samples; their VAE latents are computed once and cached in the run folder.
+    public var datasetSize = 4096
+    /// Samples packed into one sequence per step (images and videos mixed, Patch n' Pack).
+    public var samplesPerStep = 8
+    /// Optimizer steps.
+    public var steps = 10000
+    /// Peak learning rate.
+    public var learningRate = 3e-4
+    /// Linear warm-up steps.
+    public var warmupSteps = 200
+    /// "constant" or "cosine" after warm-up.
+    public var decay: LearningRateSchedule.Decay = .cosine
+    /// AdamW weight decay on weight matrices.
+    public var weightDecay = 0.0
+    /// Global gradient-norm clip (0 disables).
+    public var clipNorm = 1.0
+    /// EMA decay of the exported weights (0: export the raw weights).
+    public var emaDecay = 0.999
+    /// "flow" (rectified flow, the paper's) or "ddpm" (ε-prediction baseline).
+    public var objective = "flow"
+    /// β schedule of the DDPM baseline: "linear" or "cosine".
+    public var ddpmSchedule = "linear"
+    /// How flow times are drawn.
+    public var timesteps: TimestepDistribution = .logitNormal(mean: 0, std: 1)
+    /// Shift drawn times by the sample's token count (`TimestepShift`), as sampling does.
+    public var shiftTimesteps = true
+    /// Probability of training a sample on the empty caption (for classifier-free guidance).
+    public var captionDropout = 0.1
+    /// Recompute each block in backward instead of storing its activations.
+    public var activationCheckpointing = false
+    /// Seed of initialisation, data order and noise.
+    public var seed: UInt64 = 0
+    /// Steps between checkpoints (0: only at the end).
+    public var checkpointEvery = 500
+    /// Checkpoints kept.
+    public var keepCheckpoints = 2
+    /// Written into the exported model's `model_index.json`.
+    public var sampling = SamplingDefaults()
+
+    /// The defaults.
+    public init() {}
+
+    /// Checks every field; throws `GokuPipelineError.invalidOption` naming the first bad one.
+    public func validate() throws {
+        func check(_ ok: Bool, _ field: String, _ reason: @autoclosure () -> String) throws {
+            if !ok { throw GokuPipelineError.invalidOption(option: field, reason: reason()) }
+        }
+        try check(transformer != nil || GokuConfig.presets[preset] != nil, "preset",
+            "unknown preset '\(preset)' (\(GokuConfig.presets.keys.sorted().joined(separator: ", ")))")
+        try transformer?.validate()
+        try check(!vaeFolder.isEmpty, "vaeFolder", "is required: a trained VAE folder (goku vae train)")
+        try check((0...1).contains(firstFrameProbability), "firstFrameProbability", "must be in [0, 1]")
+        try check(maxTextLength >= 2 && maxTextLength <= 512, "maxTextLength", "must be 2 to 512")
+        try check(datasetSize >= 1, "datasetSize", "must be positive")
+        try check(samplesPerStep >= 1, "samplesPerStep", "must be positive")
+        try check(steps >= 1, "steps", "must be positive")
+        try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
+        try check(warmupSteps >= 0 && weightDecay >= 0 && clipNorm >= 0, "warmupSteps", "warmupSteps, weightDecay and clipNorm must be ≥ 0")
+        try check((0..<1).contains(emaDecay), "emaDecay", "must be in [0, 1)")
+        try check(objective == "flow" || objective == "ddpm", "objective", "'\(objective)' (flow or ddpm)")
+        try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
+        try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
+        try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")
+        try check((data.frames - 1) % 4 == 0, "data.frames", "\(data.frames) is not 1 + 4k")
+        try check(data.width % 16 == 0 && data.height % 16 == 0, "data.width", "\(data.width)x\(data.height) must be multiples of 16")
+        try check((0...1).contains(data.imageFraction), "data.imageFraction", "must be in [0, 1]")
+    }
+
+    /// Reads a JSON config; unknown keys are errors naming the key and file.
+    public static func read(from url: URL) throws -> GokuTrainingConfig {
+        let raw: Data
+        do { raw = try Data(contentsOf: url) } catch {
+            throw GokuPipelineError.invalidOption(option: url.path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+            throw GokuPipelineError.invalidOption(option: url.path, reason: "not a JSON object")
+        }
+        let known = Set(Mirror(reflecting: GokuTrainingConfig()).children.compactMap(\.label))
+        for key in object.keys.sorted() where !known.contains(key) {
+            throw GokuPipelineError.invalidOption(option: key, reason: "unknown field in \(url.path)")
+        }
+        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(GokuTrainingConfig())) as! [String: Any]
+        for (key, value) in object { merged[key] = value }
+        let config: GokuTrainingConfig
+        do {
+            config = try JSONDecoder().decode(GokuTrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch {
+            throw GokuPipelineError.invalidOption(option: url.path, reason: "\(error)")
+        }
+        try config.validate()
+        return config
+    }
+}
+
+/// The Shapes data the transformer trains on.
+public struct ShapesTrainingData: Codable, Equatable, Sendable {
+    /// Data seed.
+    public var seed: UInt64 = 1
+    /// Frame size, multiples of 16.
+    public var width = 64, height = 64
+    /// Frames of a video, 1 + 4k.
+    public var frames = 17
+    /// Share of images among the samples.
+    public var imageFraction = 0.3
+
+    /// The defaults: 64×64, 17 frames, 30% images.
+    public init() {}
+}

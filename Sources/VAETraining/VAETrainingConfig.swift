@@ -1,0 +1,187 @@
+import Foundation
+import Optim
+import VideoVAE
+
+/// Everything `goku vae train` needs: the architecture, the data, the optimisation and the bookkeeping.
+///
+/// Read from a JSON file (`--config`); every field has a default, so a file names only what it changes. Saved as
+/// `run.json` in the output folder, and a resumed run refuses a config that changed anything but `steps`.
+public struct VAETrainingConfig: Codable, Equatable, Sendable {
+    /// The VAE architecture; nil selects `preset`.
+    public var vae: VideoVAEConfig?
+    /// A named architecture when `vae` is nil: "small" (the shipped model's), "tiny" or "cogvideox".
+    public var preset: String = "small"
+    /// Where the Shapes samples come from; nil with `dataFolder` nil means the default Shapes data.
+    public var shapes: ShapesDataOptions?
+    /// A folder with `manifest.jsonl` (from `goku data shapes` or `goku curate export`) instead of generated Shapes.
+    public var dataFolder: String?
+    /// Clips per step (each 1 + 4k frames).
+    public var videosPerBatch: Int = 2
+    /// Images per step (one-frame clips), trained in the same step as the videos.
+    public var imagesPerBatch: Int = 4
+    /// Optimizer steps.
+    public var steps: Int = 2000
+    /// Peak learning rate (AdamW), reached after `warmupSteps`, then constant or cosine.
+    public var learningRate: Double = 1e-3
+    /// Linear warm-up steps.
+    public var warmupSteps: Int = 100
+    /// "constant" or "cosine" after warm-up.
+    public var decay: LearningRateSchedule.Decay = .cosine
+    /// AdamW weight decay (not applied to norms and biases).
+    public var weightDecay: Double = 0.01
+    /// Global gradient-norm clip (0 disables).
+    public var clipNorm: Double = 1
+    /// EMA decay of the weights that are saved at the end (0 disables EMA: the raw weights are saved).
+    public var emaDecay: Double = 0.999
+    /// Weight of the mean absolute reconstruction error.
+    public var l1Weight: Double = 1
+    /// Weight of the mean squared reconstruction error.
+    public var l2Weight: Double = 1
+    /// Weight of the KL term, per latent element, against N(0, 1). Small: the latent must stay informative.
+    public var klWeight: Double = 1e-6
+    /// Seed of initialisation, noise draws and (with `shapes`) nothing else: the data has its own seed.
+    public var seed: UInt64 = 0
+    /// Steps between checkpoints (0: only at the end).
+    public var checkpointEvery: Int = 250
+    /// Checkpoints kept.
+    public var keepCheckpoints: Int = 2
+    /// Steps between held-out evaluations (PSNR), 0 for none until the end.
+    public var evaluateEvery: Int = 500
+    /// Held-out clips and images per evaluation.
+    public var evaluationSamples: Int = 8
+
+    /// A config with every default.
+    public init() {}
+
+    /// The architecture to build.
+    public func resolvedVAE() throws -> VideoVAEConfig {
+        if let vae { return vae }
+        switch preset.lowercased() {
+        case "small": return .small
+        case "tiny": return .tiny
+        case "cogvideox", "cogvideox-2b": return .cogVideoX
+        default: throw VAETrainingError.invalidConfig(field: "preset", reason: "unknown preset '\(preset)' (small, tiny, cogvideox)")
+        }
+    }
+
+    /// The Shapes options in effect.
+    public var resolvedShapes: ShapesDataOptions { shapes ?? ShapesDataOptions() }
+
+    /// Checks every field; throws `VAETrainingError.invalidConfig` naming the first bad one.
+    public func validate() throws {
+        func check(_ ok: Bool, _ field: String, _ reason: String) throws {
+            if !ok { throw VAETrainingError.invalidConfig(field: field, reason: reason) }
+        }
+        let vae = try resolvedVAE()
+        try vae.validate()
+        try check(videosPerBatch >= 0 && imagesPerBatch >= 0 && videosPerBatch + imagesPerBatch > 0,
+            "videosPerBatch", "videosPerBatch and imagesPerBatch must be ≥ 0 and not both 0")
+        try check(steps > 0, "steps", "must be positive, got \(steps)")
+        try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive, got \(learningRate)")
+        try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")
+        try check(weightDecay >= 0, "weightDecay", "must be ≥ 0")
+        try check(clipNorm >= 0, "clipNorm", "must be ≥ 0")
+        try check(emaDecay >= 0 && emaDecay < 1, "emaDecay", "must be in [0, 1), got \(emaDecay)")
+        try check(l1Weight >= 0 && l2Weight >= 0 && klWeight >= 0, "l1Weight", "loss weights must be ≥ 0")
+        try check(checkpointEvery >= 0 && evaluateEvery >= 0, "checkpointEvery", "intervals must be ≥ 0")
+        try check(keepCheckpoints >= 1, "keepCheckpoints", "must be ≥ 1")
+        try check(evaluationSamples >= 1, "evaluationSamples", "must be ≥ 1")
+        if dataFolder == nil {
+            let s = resolvedShapes
+            try check(s.width % vae.spatialCompression == 0 && s.height % vae.spatialCompression == 0,
+                "shapes.width", "\(s.width)x\(s.height) must be multiples of \(vae.spatialCompression)")
+            try check((s.frames - 1) % vae.temporalCompression == 0 && s.frames >= 1,
+                "shapes.frames", "\(s.frames) must be 1 + \(vae.temporalCompression)k")
+        }
+    }
+
+    /// Reads a JSON config file; unknown keys are errors (a typo must not silently fall back to a default).
+    public static func read(from url: URL) throws -> VAETrainingConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw VAETrainingError.invalidConfig(field: url.path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            for key in object.keys where !known.contains(key) {
+                throw VAETrainingError.invalidConfig(field: key, reason: "unknown field in \(url.path)")
+            }
+        }
+        do {
+            let config = try JSONDecoder().decode(VAETrainingConfig.self, from: data)
+            try config.validate()
+            return config
+        } catch let error as VAETrainingError {
+            throw error
+        } catch {
+            throw VAETrainingError.invalidConfig(field: url.path, reason: "\(error)")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case vae, preset, shapes, dataFolder, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
+        case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, klWeight, seed, checkpointEvery, keepCheckpoints
+        case evaluateEvery, evaluationSamples
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = VAETrainingConfig()
+        vae = try c.decodeIfPresent(VideoVAEConfig.self, forKey: .vae)
+        preset = try c.decodeIfPresent(String.self, forKey: .preset) ?? d.preset
+        shapes = try c.decodeIfPresent(ShapesDataOptions.self, forKey: .shapes)
+        dataFolder = try c.decodeIfPresent(String.self, forKey: .dataFolder)
+        videosPerBatch = try c.decodeIfPresent(Int.self, forKey: .videosPerBatch) ?? d.videosPerBatch
+        imagesPerBatch = try c.decodeIfPresent(Int.self, forKey: .imagesPerBatch) ?? d.imagesPerBatch
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
+        decay = try c.decodeIfPresent(LearningRateSchedule.Decay.self, forKey: .decay) ?? d.decay
+        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
+        clipNorm = try c.decodeIfPresent(Double.self, forKey: .clipNorm) ?? d.clipNorm
+        emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
+        l1Weight = try c.decodeIfPresent(Double.self, forKey: .l1Weight) ?? d.l1Weight
+        l2Weight = try c.decodeIfPresent(Double.self, forKey: .l2Weight) ?? d.l2Weight
+        klWeight = try c.decodeIfPresent(Double.self, forKey: .klWeight) ?? d.klWeight
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
+        keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints
+        evaluateEvery = try c.decodeIfPresent(Int.self, forKey: .evaluateEvery) ?? d.evaluateEvery
+        evaluationSamples = try c.decodeIfPresent(Int.self, forKey: .evaluationSamples) ?? d.evaluationSamples
+    }
+}
+
+/// The generated Shapes data a VAE trains on.
+public struct ShapesDataOptions: Codable, Equatable, Sendable {
+    /// Data seed (evaluation uses a different stream of the same seed, never seen in training).
+    public var seed: UInt64 = 1
+    /// Frame size in pixels, multiples of 8.
+    public var width: Int = 64
+    /// See `width`.
+    public var height: Int = 64
+    /// Frames per video, 1 + 4k.
+    public var frames: Int = 17
+
+    /// The defaults: 64×64, 17 frames.
+    public init(seed: UInt64 = 1, width: Int = 64, height: Int = 64, frames: Int = 17) {
+        self.seed = seed
+        self.width = width
+        self.height = height
+        self.frames = frames
+    }
+}
+
+/// A training run that cannot start or continue.
+public enum VAETrainingError: Error, CustomStringConvertible {
+    /// A config field is invalid.
+    case invalidConfig(field: String, reason: String)
+    /// The loss stopped being a number.
+    case diverged(step: Int, loss: Double)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let field, let reason): return "VAE training config: '\(field)': \(reason)"
+        case .diverged(let step, let loss): return "training diverged at step \(step) (loss \(loss)); lower learningRate"
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import TensorCore
+import VAETraining
+
+/// `goku vae train`: trains the joint image-video VAE on Shapes clips (or a manifest folder), resuming a run found
+/// in the output folder.
+struct VAETrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the VAE (L1 + L2 + KL, AdamW, EMA); resumes the run in --output if there is one.",
+        discussion: """
+            The config is a JSON file of VAETrainingConfig fields (every field optional), e.g. configs/vae-shapes-64.json.
+            The output folder gets run.json, metrics.jsonl, checkpoints/ and, at the end, vae/ (diffusers format).
+            """)
+
+    @Option(help: "Training config (JSON). Without it, the defaults (the shipped model's recipe).")
+    var config: String?
+
+    @Option(help: "Run folder: checkpoints, metrics and the trained vae/ go here.")
+    var output: String
+
+    @Option(help: "Override the config's step count (a resumed run may be extended).")
+    var steps: Int?
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        if let threads { Parallel.threadCount = threads }
+        var trainingConfig = try config.map { try VAETrainingConfig.read(from: URL(fileURLWithPath: $0)) } ?? VAETrainingConfig()
+        if let steps { trainingConfig.steps = steps }
+        try trainingConfig.validate()
+        let outputURL = URL(fileURLWithPath: output)
+        let trainer = try VAETrainer(config: trainingConfig, runDirectory: outputURL)
+        if trainer.step > 0 { print("resuming \(output) at step \(trainer.step) of \(trainingConfig.steps)") }
+        print("VAE: \(trainer.vae.parameterCount) parameters, \(trainingConfig.videosPerBatch) videos + \(trainingConfig.imagesPerBatch) images per step")
+        let evaluation = try trainer.run()
+        print(String(format: "held-out PSNR: video %.2f dB, image %.2f dB (%d each); trained VAE in %@", evaluation.videoPSNR,
+            evaluation.imagePSNR, evaluation.samples, outputURL.appendingPathComponent("vae").path))
+    }
+}

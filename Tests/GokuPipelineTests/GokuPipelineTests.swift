@@ -1,0 +1,125 @@
+import Foundation
+import GokuModel
+import GokuPipeline
+import ShapesDataset
+import TensorCore
+import TestSupport
+import TextEncoder
+import VAETraining
+import VideoVAE
+import XCTest
+
+/// End to end on tiny models: a VAE folder, a transformer trained a few steps (resumed half way), the exported model
+/// folder, and generation from it.
+final class GokuPipelineTests: XCTestCase {
+    private static var folder: URL!
+    private static var vaeFolder: URL!
+    private let devNull = FileHandle(forWritingAtPath: "/dev/null")!
+
+    override class func setUp() {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("goku-pipeline-\(UUID().uuidString)")
+        vaeFolder = folder.appendingPathComponent("vae")
+        // A tiny VAE (untrained weights are enough to test the plumbing) with 16×16 frames.
+        let vae = try! VideoAutoencoder(config: .tiny, generator: RandomGenerator(seed: 2))
+        try! vae.save(to: vaeFolder)
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(at: folder) }
+
+    private func tinyConfig(steps: Int) -> GokuTrainingConfig {
+        var config = GokuTrainingConfig()
+        config.preset = "tiny"
+        config.vaeFolder = Self.vaeFolder.path
+        config.textEncoder = T5Config(
+            dModel: 24, dKV: 8, dFF: 48, numLayers: 1, numHeads: 3, relativeAttentionNumBuckets: 8,
+            relativeAttentionMaxDistance: 16, vocabSize: 128)
+        config.maxTextLength = 12
+        config.data.width = 16
+        config.data.height = 16
+        config.data.frames = 5
+        config.datasetSize = 6
+        config.samplesPerStep = 3
+        config.steps = steps
+        config.warmupSteps = 1
+        config.emaDecay = 0.9
+        config.checkpointEvery = 2
+        config.sampling = SamplingDefaults(steps: 3, guidance: 2, sampler: "euler")
+        return config
+    }
+
+    /// Four steps straight equal two steps, a fresh trainer, and two more; the exported folder loads and generates
+    /// deterministically.
+    func testTrainResumeExportGenerate() throws {
+        let straightRun = Self.folder.appendingPathComponent("straight")
+        let straight = try GokuTrainer(config: tinyConfig(steps: 4), runDirectory: straightRun, showProgress: false)
+        try straight.run(showProgress: false, output: devNull)
+
+        let resumedRun = Self.folder.appendingPathComponent("resumed")
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: resumedRun, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let resumed = try GokuTrainer(config: tinyConfig(steps: 4), runDirectory: resumedRun, showProgress: false)
+        XCTAssertEqual(resumed.step, 2)
+        try resumed.run(showProgress: false, output: devNull)
+        for (key, value) in straight.transformer.parameterDictionary() {
+            XCTAssertEqual(resumed.transformer.parameterDictionary()[key]!.scalars, value.scalars, key)
+        }
+        for (key, value) in straight.text.encoder.model.parameterDictionary() {
+            XCTAssertEqual(resumed.text.encoder.model.parameterDictionary()[key]!.scalars, value.scalars, "text " + key)
+        }
+
+        let bundle = try GokuModelBundle.load(from: resumedRun.appendingPathComponent("model"))
+        XCTAssertEqual(bundle.index.frames, 5)
+        var options = GenerationOptions(prompt: "a large red circle moving right")
+        options.seed = 7
+        let a = try bundle.generate(options)
+        let b = try bundle.generate(options)
+        XCTAssertEqual(a.video.shape, [3, 5, 16, 16])
+        XCTAssertEqual(a.video.scalars, b.video.scalars, "same seed, same output")
+        options.seed = 8
+        XCTAssertNotEqual(try bundle.generate(options).video.scalars, a.video.scalars)
+        options.frames = 1
+        XCTAssertEqual(try bundle.generate(options).video.shape, [3, 1, 16, 16])
+
+        // Image-to-video: the first frame conditions the clip.
+        options.frames = 5
+        options.firstFrame = Tensor.rand([3, 1, 16, 16], low: -1, high: 1, generator: RandomGenerator(seed: 3))
+        XCTAssertEqual(try bundle.generate(options).video.shape, [3, 5, 16, 16])
+    }
+
+    /// Bad requests are named, not crashes.
+    func testGenerationErrors() throws {
+        let run = Self.folder.appendingPathComponent("errors")
+        let trainer = try GokuTrainer(config: tinyConfig(steps: 1), runDirectory: run, showProgress: false)
+        try trainer.export(to: run.appendingPathComponent("model"))
+        let bundle = try GokuModelBundle.load(from: run.appendingPathComponent("model"))
+        func expect(_ option: String, _ change: (inout GenerationOptions) -> Void) {
+            var options = GenerationOptions(prompt: "a red circle")
+            change(&options)
+            XCTAssertThrowsError(try bundle.generate(options)) { error in
+                guard case GokuPipelineError.invalidOption(let name, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(name, option)
+            }
+        }
+        expect("prompt") { $0.prompt = "  " }
+        expect("frames") { $0.frames = 6 }
+        expect("size") { $0.width = 24 }
+        expect("sampler") { $0.sampler = "rk4" }
+        XCTAssertThrowsError(try GokuModelBundle.load(from: Self.folder.appendingPathComponent("nowhere"))) { error in
+            XCTAssertTrue("\(error)".contains("model_index.json"), "\(error)")
+        }
+    }
+
+    /// The Shapes vocabulary written as tokenizer.json reads back to the same ids, and captions use whole words.
+    func testShapesTokenizerRoundTrip() throws {
+        let tokenizer = try ShapesText.tokenizer()
+        let url = Self.folder.appendingPathComponent("tokenizer.json")
+        try FileManager.default.createDirectory(at: Self.folder, withIntermediateDirectories: true)
+        try ShapesText.tokenizerJSON(tokenizer.pieces).write(to: url)
+        let reread = try T5Tokenizer(tokenizerJSON: url)
+        for text in ["a large red circle moving right", "two blue squares", "A Purple thing, 42!", ""] {
+            XCTAssertEqual(reread.encode(text).ids, tokenizer.encode(text).ids, text)
+        }
+        XCTAssertEqual(tokenizer.encode("a large red circle").ids.count, 5)  // four words and </s>
+        XCTAssertLessThanOrEqual(tokenizer.vocabularySize, ShapesText.encoderConfig.vocabSize)
+    }
+}
