@@ -9,6 +9,17 @@ public enum DefaultModel {
     /// The folder name of the shipped model inside the repository.
     public static let relativePath = "models/goku-shapes"
 
+    /// `path` when given, else the located default model.
+    /// - Throws: `GokuPipelineError.missingModel` when no path is given and no default model is found.
+    public static func resolve(_ path: String?) throws -> URL {
+        if let path { return URL(fileURLWithPath: path) }
+        guard let found = locate() else {
+            throw GokuPipelineError.missingModel(
+                folder: relativePath, reason: "no model: pass --model DIR or set GOKU_MODEL (the shipped model lives here)")
+        }
+        return found
+    }
+
     /// The first folder that holds a model, or nil.
     public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
         if let path = environment["GOKU_MODEL"], !path.isEmpty { return URL(fileURLWithPath: path) }

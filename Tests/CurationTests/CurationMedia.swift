@@ -1,5 +1,6 @@
 import Curation
 import Foundation
+import TestSupport
 import XCTest
 
 /// The test videos (320×240 at 24 fps unless the case is about size or rate), made once per process.

@@ -1,5 +1,6 @@
 import Curation
 import Foundation
+import TestSupport
 import GRDB
 import VideoIO
 import XCTest
@@ -166,7 +167,7 @@ final class CurationPipelineTests: XCTestCase {
             .deletingLastPathComponent()
         let goku = root.appendingPathComponent(".build/release/goku")
         guard FileManager.default.isExecutableFile(atPath: goku.path) else {
-            throw XCTSkip("needs the release goku binary (swift build -c release)")
+            return XCTFail("needs the release goku binary: run swift build -c release first (scripts/test.sh does)")
         }
         let media = try CurationMedia.sources()
         let output = try TestMedia.folder("curation-kill")

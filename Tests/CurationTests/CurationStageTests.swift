@@ -1,5 +1,6 @@
 import Curation
 import Foundation
+import TestSupport
 import VideoIO
 import XCTest
 

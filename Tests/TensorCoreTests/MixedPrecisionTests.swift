@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 import TestSupport
 import XCTest
@@ -6,7 +7,10 @@ import XCTest
 /// the bf16 path must reproduce up to accumulation order), and the weight cache's invalidation.
 final class MixedPrecisionTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(MixedPrecision.isAvailable, "oneDNN has no CPU engine here")
+        // oneDNN is installed by scripts/setup.sh; without it the bf16 path would silently be Float32: a failure.
+        guard MixedPrecision.isAvailable else {
+            throw NSError(domain: "oneDNN", code: 1, userInfo: [NSLocalizedDescriptionKey: "oneDNN has no CPU engine here"])
+        }
     }
 
     /// The tensor with every element rounded to bfloat16 (still Float32).

@@ -47,10 +47,7 @@ struct EvalShapesCommand: ParsableCommand {
 
     func run() throws {
         if let threads { Parallel.threadCount = threads }
-        let modelURL = try model.map { URL(fileURLWithPath: $0) } ?? {
-            guard let found = DefaultModel.locate() else { throw ValidationError("no model: pass --model DIR") }
-            return found
-        }()
+        let modelURL = try DefaultModel.resolve(model)
         let bundle = try GokuModelBundle.load(from: modelURL)
         let set = try prompts.map { try GokuModelBundle.readPrompts(URL(fileURLWithPath: $0)) }
             ?? ShapesPromptSet.sample(count: count, seed: seed, videoFraction: videoFraction, split: .evaluation)

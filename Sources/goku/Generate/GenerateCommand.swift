@@ -53,12 +53,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         if let threads { Parallel.threadCount = threads }
-        let modelURL = try model.map { URL(fileURLWithPath: $0) } ?? {
-            guard let found = DefaultModel.locate() else {
-                throw ValidationError("no model: pass --model DIR or set GOKU_MODEL (the shipped model lives in models/goku-shapes)")
-            }
-            return found
-        }()
+        let modelURL = try DefaultModel.resolve(model)
         var options = GenerationOptions(prompt: prompt)
         options.frames = frames
         if let size { (options.width, options.height) = try Self.parseSize(size) }
