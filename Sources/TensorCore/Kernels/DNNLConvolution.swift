@@ -112,7 +112,8 @@ enum DNNLConvolution {
             // The padding after each axis that makes oneDNN's output extent match (never negative: input that no
             // window reaches is simply not read).
             padR = [
-                Swift.max(0, (g.ot - 1) * g.st + g.kt - g.t - g.pt), Swift.max(0, (g.oh - 1) * g.sh + g.kh - g.h - g.ph),
+                Swift.max(0, (g.ot - 1) * g.st + g.kt - g.t - g.pt),
+                Swift.max(0, (g.oh - 1) * g.sh + g.kh - g.h - g.ph),
                 Swift.max(0, (g.ow - 1) * g.sw + g.kw - g.w - g.pw),
             ].map { Int64($0) }
         }
@@ -198,7 +199,9 @@ enum DNNLConvolution {
             return memory(md, storage.rawPointer)
         }
 
-        func reorder(_ from: dnnl_memory_t, _ fromMD: dnnl_memory_desc_t, _ to: dnnl_memory_t, _ toMD: dnnl_memory_desc_t)
+        func reorder(
+            _ from: dnnl_memory_t, _ fromMD: dnnl_memory_desc_t, _ to: dnnl_memory_t, _ toMD: dnnl_memory_desc_t
+        )
             -> Bool
         {
             var a = fromMD, b = toMD
@@ -211,7 +214,8 @@ enum DNNLConvolution {
             guard dnnl_primitive_create(&r, rpd) == dnnl_success, let r else { return false }
             defer { dnnl_primitive_destroy(r) }
             let args = [
-                dnnl_exec_arg_t(arg: GOKU_DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: GOKU_DNNL_ARG_TO, memory: to),
+                dnnl_exec_arg_t(arg: GOKU_DNNL_ARG_FROM, memory: from),
+                dnnl_exec_arg_t(arg: GOKU_DNNL_ARG_TO, memory: to),
             ]
             return dnnl_primitive_execute(r, context.stream, 2, args) == dnnl_success
         }
