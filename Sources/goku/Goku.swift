@@ -4,6 +4,12 @@ import TensorCore
 /// The `goku` command: generation, training, data curation, evaluation, serving and benchmarks.
 @main
 struct Goku: ParsableCommand {
+    /// Switches oneDNN's OpenMP threads to a passive wait (see `OpenMPWaitPolicy`), then parses and runs.
+    static func main() {
+        OpenMPWaitPolicy.usePassiveWaitPolicy()
+        main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "goku",
         abstract: "Goku: rectified-flow Transformers for joint image and video generation.",

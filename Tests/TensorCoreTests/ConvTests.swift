@@ -137,9 +137,10 @@ final class ConvTests: XCTestCase {
     private func convolveWithLimit(
         _ limit: Int, x: Tensor, w: Tensor, b: Tensor, gy: Tensor
     ) -> (y: Tensor, gx: Tensor, gw: Tensor, gb: Tensor) {
-        let saved = Convolution.columnBufferLimitBytes
+        let saved = (Convolution.columnBufferLimitBytes, Convolution.usesDNNL)
         Convolution.columnBufferLimitBytes = limit
-        defer { Convolution.columnBufferLimitBytes = saved }
+        Convolution.usesDNNL = false  // the chunking under test is the vol2col path's
+        defer { (Convolution.columnBufferLimitBytes, Convolution.usesDNNL) = saved }
         let xv = x.detached(), wv = w.detached(), bv = b.detached()
         for t in [xv, wv, bv] { t.requiresGrad = true }
         let y = Tensor.conv3d(xv, weight: wv, bias: bv, padding: [1, 1, 1])
@@ -182,5 +183,70 @@ final class ConvTests: XCTestCase {
         expectClose(chunked.gx, whole.gx, rtol: 1e-6, atol: 1e-5, "grad x, chunked vs unchunked")
         expectClose(chunked.gw, whole.gw, rtol: 1e-6, atol: 1e-5, "grad weight, chunked vs unchunked")
         expectClose(chunked.gb, whole.gb, rtol: 0, atol: 0, "grad bias, chunked vs unchunked")
+    }
+
+    /// Forward and the requested gradients of one convolution through the oneDNN path or the vol2col path.
+    private func convolve(
+        dnnl: Bool, x: Tensor, w: Tensor, b: Tensor?, gy: Tensor, stride: [Int], padding: [(Int, Int)],
+        gradX: Bool = true, gradW: Bool = true
+    ) -> [Tensor] {
+        let saved = Convolution.usesDNNL
+        Convolution.usesDNNL = dnnl
+        defer { Convolution.usesDNNL = saved }
+        let xv = x.detached(), wv = w.detached(), bv = b?.detached()
+        xv.requiresGrad = gradX
+        wv.requiresGrad = gradW
+        bv?.requiresGrad = true
+        let y = Tensor.conv3d(xv, weight: wv, bias: bv, stride: stride, padding: padding)
+        (y * gy).sum().backward()
+        return [y] + [xv.grad, wv.grad, bv?.grad].compactMap { $0 }
+    }
+
+    /// The oneDNN fast path against the vol2col path on the geometries the models use (causal 3×3×3, strided,
+    /// asymmetric padding, 1×1×1, a single frame, no bias, bias-only and data-only gradients). Small-integer data
+    /// makes every sum exact, so the two must agree bit for bit; random data checks ordinary rounding.
+    func testDNNLConvolutionMatchesVol2col() {
+        let cases: [(x: [Int], w: [Int], stride: [Int], padding: [(Int, Int)], bias: Bool)] = [
+            ([2, 4, 5, 8, 9], [6, 4, 3, 3, 3], [1, 1, 1], [(2, 0), (1, 1), (1, 1)], true),
+            ([1, 3, 5, 9, 8], [5, 3, 3, 3, 3], [2, 2, 1], [(1, 0), (0, 2), (1, 1)], true),
+            ([2, 5, 3, 6, 6], [7, 5, 1, 1, 1], [1, 1, 1], [(0, 0), (0, 0), (0, 0)], true),
+            ([3, 4, 1, 10, 7], [4, 4, 1, 3, 3], [1, 2, 2], [(0, 0), (0, 1), (0, 1)], false),
+            ([1, 16, 4, 8, 8], [32, 16, 3, 3, 3], [1, 1, 1], [(2, 0), (1, 1), (1, 1)], true),
+        ]
+        XCTAssertTrue(Convolution.isDNNLAvailable, "oneDNN created no CPU engine: the fast path is untested")
+        let callsBefore = Convolution.dnnlCallCount
+        defer { XCTAssertGreaterThan(Convolution.dnnlCallCount, callsBefore, "oneDNN never completed a call") }
+        for (i, c) in cases.enumerated() {
+            let g = RandomGenerator(seed: UInt64(20 + i))
+            let x = smallIntegers(c.x, g), w = smallIntegers(c.w, g), b = c.bias ? smallIntegers([c.w[0]], g) : nil
+            let outShape = Tensor.conv3d(x, weight: w, bias: b, stride: c.stride, padding: c.padding).shape
+            let gy = smallIntegers(outShape, g)
+            let exactA = convolve(dnnl: false, x: x, w: w, b: b, gy: gy, stride: c.stride, padding: c.padding)
+            let before = Convolution.dnnlCallCount
+            let exactB = convolve(dnnl: true, x: x, w: w, b: b, gy: gy, stride: c.stride, padding: c.padding)
+            XCTAssertEqual(Convolution.dnnlCallCount - before, 2, "case \(i): forward and backward through oneDNN")
+            XCTAssertEqual(exactA.count, exactB.count)
+            for (j, (a, e)) in zip(exactB, exactA).enumerated() {
+                expectClose(a, e, rtol: 0, atol: 0, "case \(i) result \(j), integers: oneDNN vs vol2col")
+            }
+            let rx = Tensor.randn(c.x, generator: g), rw = Tensor.randn(c.w, generator: g) * 0.2
+            let rb = c.bias ? Tensor.randn([c.w[0]], generator: g) : nil, rgy = Tensor.randn(outShape, generator: g)
+            let randA = convolve(dnnl: false, x: rx, w: rw, b: rb, gy: rgy, stride: c.stride, padding: c.padding)
+            let randB = convolve(dnnl: true, x: rx, w: rw, b: rb, gy: rgy, stride: c.stride, padding: c.padding)
+            for (j, (a, e)) in zip(randB, randA).enumerated() {
+                expectClose(a, e, rtol: 1e-4, atol: 1e-4, "case \(i) result \(j), random: oneDNN vs vol2col")
+            }
+            // Only some gradients asked for: the data gradient alone, then the weight and bias gradients alone.
+            for (gx, gw) in [(true, false), (false, true)] {
+                let a = convolve(
+                    dnnl: false, x: x, w: w, b: b, gy: gy, stride: c.stride, padding: c.padding, gradX: gx, gradW: gw)
+                let e = convolve(
+                    dnnl: true, x: x, w: w, b: b, gy: gy, stride: c.stride, padding: c.padding, gradX: gx, gradW: gw)
+                XCTAssertEqual(a.count, e.count)
+                for (j, (u, v)) in zip(e, a).enumerated() {
+                    expectClose(u, v, rtol: 0, atol: 0, "case \(i) result \(j), gradX \(gx) gradW \(gw)")
+                }
+            }
+        }
     }
 }

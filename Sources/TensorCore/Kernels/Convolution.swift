@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings of the convolution kernels.
 ///
 /// Convolutions run as vol2col (im2col in 3-D) followed by one GEMM per chunk of output rows. The column matrix of a
@@ -16,6 +18,17 @@ public enum Convolution {
     /// is exceeded by that one row. The limit changes speed, not results, up to rounding: BLAS may round a product
     /// differently when the GEMM is narrower, and the weight gradient is summed chunk by chunk.
     nonisolated(unsafe) public static var columnBufferLimitBytes: Int = 16 << 20
+
+    /// Whether Float32 convolutions run through oneDNN's direct convolution primitives (`DNNLConvolution`) when
+    /// oneDNN is present; Float64 always uses the vol2col kernels. On by default (set GOKU_CONV_DNNL=0 to turn it
+    /// off): the VAE's convolutions train about 3× faster that way. Tests turn it off to compare the two paths.
+    nonisolated(unsafe) public static var usesDNNL: Bool = ProcessInfo.processInfo.environment["GOKU_CONV_DNNL"] != "0"
+
+    /// Whether oneDNN created a CPU engine for the convolutions (false: every convolution uses vol2col).
+    public static var isDNNLAvailable: Bool { DNNLConvolution.isAvailable }
+
+    /// Forward and backward convolutions completed by oneDNN so far (tests check that the fast path really ran).
+    public internal(set) nonisolated(unsafe) static var dnnlCallCount = 0
 }
 
 /// The index arithmetic of one 3-D convolution; 2-D convolutions are the case T = kT = 1.

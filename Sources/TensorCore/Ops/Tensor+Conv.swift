@@ -108,7 +108,15 @@ extension Tensor {
                 bias: bias.map { UnsafePointer($0.storage.pointer(as: T.self)) }, out: out.storage.pointer(as: T.self),
                 g)
         }
-        if x.requireCompute(op) { run(Double.self) } else { run(Float.self) }
+        if x.requireCompute(op) {
+            run(Double.self)
+        } else if !DNNLConvolution.forward(
+            x: x.storage.pointer(as: Float.self), weight: weight.storage.pointer(as: Float.self),
+            bias: bias.map { UnsafePointer($0.storage.pointer(as: Float.self)) },
+            out: out.storage.pointer(as: Float.self), g)
+        {
+            run(Float.self)
+        }
         return Autograd.record(
             out, op: op, inputs: [x, weight] + (bias.map { [$0] } ?? []),
             rule: GradientRules.convolution(x, weight: weight, bias: bias, geometry: g))
@@ -130,7 +138,15 @@ extension Tensor {
                 gradWeight: gw?.storage.pointer(as: T.self), gradBias: gb?.storage.pointer(as: T.self))
         }
         precondition(gradOut.dtype == x.dtype, "conv backward: gradient dtype \(gradOut.dtype) ≠ input \(x.dtype)")
-        if x.requireCompute("conv backward") { run(Double.self) } else { run(Float.self) }
+        if x.requireCompute("conv backward") {
+            run(Double.self)
+        } else if !DNNLConvolution.backward(
+            x: x.storage.pointer(as: Float.self), weight: weight.storage.pointer(as: Float.self),
+            gradOut: gradOut.storage.pointer(as: Float.self), g, gradX: gx?.storage.pointer(as: Float.self),
+            gradWeight: gw?.storage.pointer(as: Float.self), gradBias: gb?.storage.pointer(as: Float.self))
+        {
+            run(Float.self)
+        }
         return (gx, gw, gb)
     }
 }

@@ -70,9 +70,34 @@ struct BenchVAE: ParsableCommand {
         let weight = Tensor.randn([c, c, 3, 3, 3], generator: g)
         let m = c, k = c * 27, n = frames * height * width
         let flops = 2.0 * Double(m) * Double(k) * Double(n)
-        let conv = BenchHarness.median(minRuns: 3, minSeconds: 0.5) {
-            _ = Tensor.conv3d(x, weight: weight, bias: nil, padding: [(2, 0), (1, 1), (1, 1)])
+        // Each path: forward alone, and forward + backward (data and weight gradients).
+        var timings: [(forward: Double, training: Double)] = []
+        let saved = Convolution.usesDNNL
+        for dnnl in [false, true] {
+            Convolution.usesDNNL = dnnl
+            let forward = BenchHarness.median(minRuns: 3, minSeconds: 0.5) {
+                _ = Tensor.conv3d(x, weight: weight, bias: nil, padding: [(2, 0), (1, 1), (1, 1)])
+            }
+            let xg = x.detached(), wg = weight.detached()
+            xg.requiresGrad = true
+            wg.requiresGrad = true
+            let training = BenchHarness.median(minRuns: 3, minSeconds: 0.5) {
+                xg.grad = nil
+                wg.grad = nil
+                Tensor.conv3d(xg, weight: wg, bias: nil, padding: [(2, 0), (1, 1), (1, 1)]).sum().backward()
+            }
+            timings.append((forward, training))
         }
+        Convolution.usesDNNL = saved
+        let names = Convolution.isDNNLAvailable ? ["vol2col + sgemm", "oneDNN direct"] : ["vol2col + sgemm"]
+        for (name, t) in zip(names, timings) {
+            print(
+                "  conv3d \(name): forward \(BenchHarness.format(t.forward * 1e3, 1)) ms "
+                    + "(\(BenchHarness.format(flops / t.forward / 1e9, 1)) GFLOP/s), forward + backward "
+                    + "\(BenchHarness.format(t.training * 1e3, 1)) ms "
+                    + "(\(BenchHarness.format(3 * flops / t.training / 1e9, 1)) GFLOP/s)")
+        }
+        let conv = timings[saved && Convolution.isDNNLAvailable ? 1 : 0].forward
         let a = Tensor.randn([m, k], generator: g), b = Tensor.randn([k, n], generator: g), out = Tensor.zeros([m, n])
         let gemm = BenchHarness.median(minRuns: 3, minSeconds: 0.5) {
             cblas_sgemm(
