@@ -131,17 +131,21 @@ public final class GokuModelBundle {
         return bundle
     }
 
-    /// Writes the folder; each file is written atomically. `transformerDType` (e.g. bf16) halves the transformer's
-    /// size on disk; it is widened back to float32 on load.
-    public func save(to folder: URL, transformerDType: DType? = nil) throws {
+    /// Writes the folder; each file is written atomically. `weightsDType` (e.g. bf16) halves the size on disk of the
+    /// transformer and the VAE (the text encoder stays float32: it is small); weights are widened back to float32 on
+    /// load, so only their rounding changes.
+    public func save(to folder: URL, weightsDType: DType? = nil) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: folder, withIntermediateDirectories: true)
         let transformerFolder = folder.appendingPathComponent(Layout.transformer)
         try fm.createDirectory(at: transformerFolder, withIntermediateDirectories: true)
         try transformer.config.save(to: transformerFolder)
         try transformer.saveWeights(
-            to: transformerFolder.appendingPathComponent(Layout.transformerWeights), as: transformerDType)
-        try vae.save(to: folder.appendingPathComponent(Layout.vae))
+            to: transformerFolder.appendingPathComponent(Layout.transformerWeights), as: weightsDType)
+        let vaeFolder = folder.appendingPathComponent(Layout.vae)
+        try fm.createDirectory(at: vaeFolder, withIntermediateDirectories: true)
+        try ConfigFile.write(vae.config, to: vaeFolder)
+        try vae.saveWeights(to: vaeFolder.appendingPathComponent(VideoAutoencoder.weightsFileName), as: weightsDType)
         try text.save(to: folder.appendingPathComponent(Layout.textEncoder))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

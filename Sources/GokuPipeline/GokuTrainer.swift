@@ -210,8 +210,9 @@ public final class GokuTrainer {
         try export(to: runDirectory.appendingPathComponent("model"))
     }
 
-    /// Writes a model folder with the EMA weights (the raw ones when there is no EMA).
-    public func export(to folder: URL, transformerDType: DType? = .bfloat16) throws {
+    /// Writes a model folder with the EMA weights (the raw ones when there is no EMA), the transformer and VAE in
+    /// bfloat16 by default (the shipped model must stay under 50 MB).
+    public func export(to folder: URL, weightsDType: DType? = .bfloat16) throws {
         let raw = Autograd.inference { parameters.map { $0.tensor.detached().copy() } }
         if let ema { ema.copy(to: parameters) }
         defer { for (p, r) in zip(parameters, raw) { p.tensor.assign(r) } }
@@ -219,7 +220,7 @@ public final class GokuTrainer {
             frames: config.data.frames, width: config.data.width, height: config.data.height,
             maxTextLength: config.maxTextLength, sampling: config.sampling)
         let bundle = try GokuModelBundle(index: index, transformer: transformer, vae: vae, text: text)
-        try bundle.save(to: folder, transformerDType: transformerDType)
+        try bundle.save(to: folder, weightsDType: weightsDType)
     }
 
     private func snapshot(seconds: Double) throws -> TrainingSnapshot {
