@@ -6,7 +6,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, each printed beside a reference measured in the same run.",
         subcommands: [
-            BenchOps.self, BenchBlock.self, BenchModel.self, BenchText.self, BenchVAE.self, BenchCurate.self,
+            BenchOps.self, BenchBlock.self, BenchModel.self, BenchTrain.self, BenchSample.self, BenchText.self, BenchVAE.self,
+            BenchCurate.self,
         ])
 }
 
