@@ -55,10 +55,12 @@ struct BenchVAE: ParsableCommand {
             } else {
                 reference = out
             }
+            let label = name.padding(toLength: 22, withPad: " ", startingAt: 0)
+            let growth = BenchHarness.mib(max(0, peak - base))
             print(
-                "  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) encode+decode \(BenchHarness.format(seconds, 2)) s, "
-                    + "peak RSS \(BenchHarness.mib(peak)) (+\(BenchHarness.mib(max(0, peak - base))) over start)\(note)"
-            )
+                "  \(label) encode+decode \(BenchHarness.format(seconds, 2)) s, "
+                    + "peak RSS \(BenchHarness.mib(peak)) (+\(growth) over start)\(note)")
+            fflush(stdout)  // a case takes minutes at full size: show progress when the output is redirected
         }
         benchConvolution(frames: t, height: min(h, 64), width: min(w, 64))
     }
