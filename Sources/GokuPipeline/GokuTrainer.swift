@@ -56,6 +56,8 @@ public final class GokuTrainer {
     let store: CheckpointStore
     let log: MetricsLog
     var previousSeconds = 0.0
+    /// The shuffled order of the current epoch (recomputed only when the epoch changes).
+    var epochOrder: (epoch: Int, order: [Int])?
 
     /// Opens a run folder (new or to resume), loads the VAE and builds or loads the latent cache.
     /// - Throws: `GokuPipelineError` for a bad or changed config; the parts' errors for unreadable models.
@@ -129,10 +131,13 @@ public final class GokuTrainer {
     /// seed and the epoch number, so the order depends only on the position (resumable).
     func datasetIndex(at position: Int) -> Int {
         let n = dataset.items.count, epoch = position / n
-        var order = Array(0..<n)
-        let shuffle = RandomGenerator(seed: config.seed &+ 0xDA7A &+ UInt64(epoch) &* 0x9E37_79B9)
-        for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, shuffle.nextInt(below: i + 1)) }
-        return order[position % n]
+        if epochOrder?.epoch != epoch {
+            var order = Array(0..<n)
+            let shuffle = RandomGenerator(seed: config.seed &+ 0xDA7A &+ UInt64(epoch) &* 0x9E37_79B9)
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, shuffle.nextInt(below: i + 1)) }
+            epochOrder = (epoch, order)
+        }
+        return epochOrder!.order[position % n]
     }
 
     /// One optimizer step on the next packed batch.

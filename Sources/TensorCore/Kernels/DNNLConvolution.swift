@@ -19,25 +19,6 @@ import Foundation
 ///   oneDNN being present.
 /// - oneDNN runs on its own OpenMP threads (`OMP_NUM_THREADS`, default all cores), not on `Parallel`'s pool.
 enum DNNLConvolution {
-    private final class Context: @unchecked Sendable {
-        let engine: dnnl_engine_t
-        let stream: dnnl_stream_t
-
-        init?() {
-            var engine: dnnl_engine_t?
-            guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { return nil }
-            var stream: dnnl_stream_t?
-            guard dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success,
-                let stream
-            else {
-                dnnl_engine_destroy(engine)
-                return nil
-            }
-            self.engine = engine
-            self.stream = stream
-        }
-    }
-
     private enum Kind: Int { case forward, backwardData, backwardWeights }
 
     private struct Key: Hashable {
@@ -67,7 +48,7 @@ enum DNNLConvolution {
         }
     }
 
-    nonisolated(unsafe) private static let context = Context()
+    private static var context: DNNLContext? { DNNLContext.shared }
     nonisolated(unsafe) private static var primitives: [Key: Primitive] = [:]
     private static let lock = NSLock()
 
@@ -120,7 +101,7 @@ enum DNNLConvolution {
     }
 
     private static func makePrimitive(
-        _ desc: inout dnnl_convolution_desc_t, hint: dnnl_primitive_desc_t?, _ context: Context
+        _ desc: inout dnnl_convolution_desc_t, hint: dnnl_primitive_desc_t?, _ context: DNNLContext
     ) -> Primitive? {
         var pd: dnnl_primitive_desc_t?
         guard dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, hint) == dnnl_success, let pd else {
@@ -135,7 +116,7 @@ enum DNNLConvolution {
     }
 
     /// The cached primitive of `kind` for a geometry (the forward one is the hint of the backward ones).
-    private static func primitive(_ kind: Kind, _ g: ConvGeometry, bias: Bool, _ context: Context) -> Primitive? {
+    private static func primitive(_ kind: Kind, _ g: ConvGeometry, bias: Bool, _ context: DNNLContext) -> Primitive? {
         let key = Key(kind: kind, geometry: geometryKey(g), bias: bias)
         if let p = primitives[key] { return p }
         let s = Shapes(g)
@@ -176,9 +157,9 @@ enum DNNLConvolution {
     private final class Arena {
         var memories: [dnnl_memory_t] = []
         var buffers: [TensorStorage] = []
-        let context: Context
+        let context: DNNLContext
 
-        init(_ context: Context) { self.context = context }
+        init(_ context: DNNLContext) { self.context = context }
 
         deinit { for m in memories { dnnl_memory_destroy(m) } }
 

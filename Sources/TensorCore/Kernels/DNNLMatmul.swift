@@ -15,26 +15,6 @@ import Foundation
 ///
 /// Any oneDNN error makes `gemm` return false, and the caller falls back to Float32 sgemm.
 enum DNNLMatmul {
-    /// The oneDNN engine and stream, or nil when oneDNN cannot create a CPU engine.
-    private final class Context: @unchecked Sendable {
-        let engine: dnnl_engine_t
-        let stream: dnnl_stream_t
-
-        init?() {
-            var engine: dnnl_engine_t?
-            guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { return nil }
-            var stream: dnnl_stream_t?
-            guard dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success,
-                let stream
-            else {
-                dnnl_engine_destroy(engine)
-                return nil
-            }
-            self.engine = engine
-            self.stream = stream
-        }
-    }
-
     private struct PrimitiveKey: Hashable {
         let m: Int, n: Int, k: Int, transA: Bool, transB: Bool, packedWeights: Bool
     }
@@ -78,7 +58,7 @@ enum DNNLMatmul {
         deinit { dnnl_memory_destroy(memory) }
     }
 
-    nonisolated(unsafe) private static let context = Context()
+    private static var context: DNNLContext? { DNNLContext.shared }
     nonisolated(unsafe) private static var primitives: [PrimitiveKey: Primitive] = [:]
     nonisolated(unsafe) private static var packed: [WeightKey: PackedWeight] = [:]
     /// Reorders done so far (for tests of the weight cache).
@@ -113,7 +93,7 @@ enum DNNLMatmul {
     }
 
     /// The cached primitive for a shape (created on first use).
-    private static func primitive(_ key: PrimitiveKey, _ context: Context) -> Primitive? {
+    private static func primitive(_ key: PrimitiveKey, _ context: DNNLContext) -> Primitive? {
         if let p = primitives[key] { return p }
         guard var src = descriptor(key.m, key.k, dnnl_bf16, transposed: key.transA),
             var dst = descriptor(key.m, key.n, dnnl_f32, transposed: false)
@@ -148,7 +128,7 @@ enum DNNLMatmul {
     /// B (K, N) of `storage` reordered (and rounded to bfloat16) into `layout`, from the cache when still valid.
     private static func packedWeight(
         _ b: UnsafePointer<Float>, storage: TensorStorage, transposed: Bool, k: Int, n: Int, layout: dnnl_memory_desc_t,
-        _ context: Context
+        _ context: DNNLContext
     ) -> dnnl_memory_t? {
         let key = WeightKey(storage: ObjectIdentifier(storage), transposed: transposed, k: k, n: n)
         var wanted = layout

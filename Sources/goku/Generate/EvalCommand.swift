@@ -18,8 +18,7 @@ struct EvalShapesCommand: ParsableCommand {
         commandName: "shapes",
         abstract: "Generate a held-out Shapes prompt set and score colour, shape, count, position and motion.")
 
-    @Option(help: "Model folder (default: the shipped model).")
-    var model: String?
+    @OptionGroup var sampling: ModelSamplingOptions
 
     @Option(help: "Prompt file: one Shapes caption per line (default: a held-out set drawn from --seed).")
     var prompts: String?
@@ -33,27 +32,15 @@ struct EvalShapesCommand: ParsableCommand {
     @Option(help: "Prompt-set and noise seed.")
     var seed: UInt64 = 0
 
-    @Option(help: "Sampling steps (default: the model's).")
-    var steps: Int?
-
-    @Option(help: "Guidance scale (default: the model's).")
-    var cfg: Double?
-
     @Option(help: "Write every generated clip (GIF/PNG) and a results.jsonl here.")
     var saveTo: String?
 
-    @Option(help: "Worker threads (default: all cores).")
-    var threads: Int?
-
     func run() throws {
-        if let threads { Parallel.threadCount = threads }
-        let modelURL = try DefaultModel.resolve(model)
-        let bundle = try GokuModelBundle.load(from: modelURL)
+        let bundle = try sampling.loadModel()
         let set = try prompts.map { try GokuModelBundle.readPrompts(URL(fileURLWithPath: $0)) }
             ?? ShapesPromptSet.sample(count: count, seed: seed, videoFraction: videoFraction, split: .evaluation)
         var options = GenerationOptions(prompt: "")
-        options.steps = steps
-        options.guidance = cfg
+        sampling.apply(to: &options)
         options.seed = seed
         let saveURL = saveTo.map { URL(fileURLWithPath: $0) }
         if let saveURL { try FileManager.default.createDirectory(at: saveURL, withIntermediateDirectories: true) }
@@ -65,15 +52,21 @@ struct EvalShapesCommand: ParsableCommand {
             guard let saveURL else { return }
             let name = String(format: "%04d", i) + (record.video.shape[1] == 1 ? ".png" : ".gif")
             let url = saveURL.appendingPathComponent(name)
-            if record.video.shape[1] == 1 {
-                try? ImageFile.write(record.video.squeeze(1), to: url)
-            } else {
-                try? VideoFile.write(record.video, to: url, framesPerSecond: 8)
+            do {
+                if record.video.shape[1] == 1 {
+                    try ImageFile.write(record.video.squeeze(1), to: url)
+                } else {
+                    try VideoFile.write(record.video, to: url, framesPerSecond: 8)
+                }
+            } catch {
+                FileHandle.standardError.write(Data("warning: could not save \(url.path): \(error)\n".utf8))
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            if let judgement = try? encoder.encode(record.judgement) {
-                lines += "{\"file\":\"\(name)\",\"caption\":\"\(record.attributes.caption)\",\"judgement\":\(String(decoding: judgement, as: UTF8.self))}\n"
+            let line: [String: Any] = [
+                "file": name, "caption": record.attributes.caption,
+                "judgement": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(record.judgement))) ?? [:],
+            ]
+            if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
+                lines += String(decoding: data, as: UTF8.self) + "\n"
             }
         }
         bar.finish()

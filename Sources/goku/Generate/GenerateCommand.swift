@@ -15,8 +15,7 @@ struct GenerateCommand: ParsableCommand {
     @Argument(help: "What to generate, e.g. \"a large red circle moving right\".")
     var prompt: String
 
-    @Option(help: "Model folder (model_index.json, transformer/, vae/, text_encoder/).")
-    var model: String?
+    @OptionGroup var sampling: ModelSamplingOptions
 
     @Option(help: "Frames, 1 + 4k (1: an image). Default: the model's.")
     var frames: Int?
@@ -24,17 +23,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Size WxH, multiples of 16. Default: the model's.")
     var size: String?
 
-    @Option(help: "Sampling steps.")
-    var steps: Int?
-
-    @Option(help: "Classifier-free guidance scale (1: none).")
-    var cfg: Double?
-
     @Option(help: "Negative prompt: what guidance steers away from.")
     var negative: String?
-
-    @Option(help: "Sampler: euler or heun.")
-    var sampler: String?
 
     @Option(help: "Noise seed; the same seed gives the same output.")
     var seed: UInt64 = 0
@@ -48,26 +38,19 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output file: .png (one frame), .gif or .mp4.")
     var output: String
 
-    @Option(help: "Worker threads (default: all cores).")
-    var threads: Int?
-
     func run() throws {
-        if let threads { Parallel.threadCount = threads }
-        let modelURL = try DefaultModel.resolve(model)
         var options = GenerationOptions(prompt: prompt)
         options.frames = frames
         if let size { (options.width, options.height) = try Self.parseSize(size) }
-        options.steps = steps
-        options.guidance = cfg
+        sampling.apply(to: &options)
         options.negativePrompt = negative
-        options.sampler = sampler
         options.seed = seed
         let outputURL = URL(fileURLWithPath: output)
         let ext = outputURL.pathExtension.lowercased()
         guard ["png", "gif", "mp4"].contains(ext) else {
             throw ValidationError("output '\(output)': use .png (one frame), .gif or .mp4")
         }
-        let bundle = try GokuModelBundle.load(from: modelURL)
+        let bundle = try sampling.loadModel()
         if let image {
             let picture = try ImageFile.read(URL(fileURLWithPath: image))  // (3, H, W)
             options.width = options.width ?? picture.shape[2]

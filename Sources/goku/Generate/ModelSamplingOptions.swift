@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import GokuPipeline
+import TensorCore
+
+/// The options `goku generate` and `goku eval shapes` share: which model, how to sample, how many threads.
+struct ModelSamplingOptions: ParsableArguments {
+    @Option(help: "Model folder (model_index.json, transformer/, vae/, text_encoder/); default: the shipped model.")
+    var model: String?
+
+    @Option(help: "Sampling steps (default: the model's).")
+    var steps: Int?
+
+    @Option(help: "Classifier-free guidance scale, 1 for none (default: the model's).")
+    var cfg: Double?
+
+    @Option(help: "Sampler: euler or heun (default: the model's).")
+    var sampler: String?
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    /// Applies the thread count and loads the model (the given folder or the shipped one).
+    func loadModel() throws -> GokuModelBundle {
+        if let threads { Parallel.threadCount = threads }
+        return try GokuModelBundle.load(from: DefaultModel.resolve(model))
+    }
+
+    /// Copies the sampling settings into a request.
+    func apply(to request: inout GenerationOptions) {
+        request.steps = steps
+        request.guidance = cfg
+        request.sampler = sampler
+    }
+}
