@@ -1,9 +1,10 @@
 import Foundation
 
-/// Mixed-precision matrix products: inside a `MixedPrecision.bfloat16 { }` scope, `Tensor.matmul` and
-/// `Tensor.linear` on Float32 tensors round their operands to bfloat16 and multiply them through oneDNN with Float32
-/// accumulation and a Float32 result (`DNNLMatmul`). Everything else — master weights, optimizer state, norms,
-/// softmax statistics, elementwise ops — stays Float32.
+/// Mixed-precision products: inside a `MixedPrecision.bfloat16 { }` scope, `Tensor.matmul` and `Tensor.linear` on
+/// Float32 tensors round their operands to bfloat16 and multiply them through oneDNN with Float32 accumulation and a
+/// Float32 result (`DNNLMatmul`), and `Tensor.conv3d` / `conv2d` do the same through oneDNN's bfloat16 convolutions
+/// (`DNNLConvolution`). Everything else — master weights, optimizer state, norms, softmax statistics, elementwise
+/// ops — stays Float32.
 ///
 /// The mode is per thread (a thread-local flag), so concurrent work on other threads is unaffected. A product records
 /// the mode it ran in, and its gradient products (input and weight gradients) run in that same mode even when

@@ -94,4 +94,50 @@ final class MixedPrecisionTests: XCTestCase {
         }
         XCTAssertEqual(MixedPrecision.current, .float32)
     }
+
+    /// bfloat16 convolutions through oneDNN (forward, data, weight and bias gradients; backward outside the scope)
+    /// against Float32 vol2col convolutions of the operands rounded to bfloat16: the gradients read the output
+    /// gradient rounded to bfloat16 too, so the bias gradient is the sum of rounded values. Geometries of the VAE:
+    /// causal 3×3×3, strided with asymmetric padding, 1×1×1, and 2-D (one frame).
+    func testConvolutionInBFloat16MatchesFloat32OfRoundedOperands() {
+        let cases: [(x: [Int], w: [Int], stride: [Int], padding: [(Int, Int)])] = [
+            ([2, 16, 5, 8, 9], [32, 16, 3, 3, 3], [1, 1, 1], [(2, 0), (1, 1), (1, 1)]),
+            ([1, 8, 5, 9, 8], [16, 8, 3, 3, 3], [2, 2, 1], [(1, 0), (0, 2), (1, 1)]),
+            ([2, 16, 3, 6, 6], [32, 16, 1, 1, 1], [1, 1, 1], [(0, 0), (0, 0), (0, 0)]),
+            ([3, 16, 1, 10, 7], [16, 16, 1, 3, 3], [1, 2, 2], [(0, 0), (0, 1), (0, 1)]),
+        ]
+        let saved = Convolution.usesDNNL
+        defer { Convolution.usesDNNL = saved }
+        for (i, c) in cases.enumerated() {
+            let g = RandomGenerator(seed: UInt64(40 + i))
+            let x = Tensor.randn(c.x, generator: g), w = Tensor.randn(c.w, generator: g) * 0.2
+            let b = Tensor.randn([c.w[0]], generator: g)
+            let outShape = Tensor.conv3d(x, weight: w, bias: b, stride: c.stride, padding: c.padding).shape
+            let gy = Tensor.randn(outShape, generator: g)
+            func run(_ x: Tensor, _ w: Tensor, _ gy: Tensor, bf16: Bool) -> [Tensor] {
+                let (xv, wv, bv) = (x.detached(), w.detached(), b.detached())
+                for t in [xv, wv, bv] { t.requiresGrad = true }
+                let y = MixedPrecision.with(bf16 ? .bfloat16 : .float32) {
+                    Tensor.conv3d(xv, weight: wv, bias: bv, stride: c.stride, padding: c.padding)
+                }
+                (y * gy).sum().backward()
+                return [y, xv.grad!, wv.grad!, bv.grad!]
+            }
+            Convolution.usesDNNL = true
+            let before = Convolution.dnnlCallCount
+            let mixed = run(x, w, gy, bf16: true)
+            XCTAssertEqual(Convolution.dnnlCallCount - before, 2, "case \(i): forward and backward through oneDNN")
+            let exact = run(x, w, gy, bf16: false)
+            Convolution.usesDNNL = false
+            let reference = run(rounded(x), rounded(w), rounded(gy), bf16: false)
+            for (j, name) in ["output", "grad x", "grad weight", "grad bias"].enumerated() {
+                expectClose(mixed[j], reference[j], rtol: 1e-4, atol: 2e-4, "case \(i) \(name): bf16 vs rounded fp32")
+                // A bf16 product, not a silent Float32 one (the bias gradient is a sum, not a product: skip it).
+                if j < 3 {
+                    XCTAssertGreaterThan(
+                        (mixed[j] - exact[j]).abs().max().item(), 1e-4, "case \(i) \(name) differs from fp32")
+                }
+            }
+        }
+    }
 }

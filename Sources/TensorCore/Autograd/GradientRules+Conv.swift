@@ -1,15 +1,16 @@
 /// Gradient rules of convolution, average pooling and nearest upsampling. Their backward kernels live beside the
 /// forward kernels (Kernels/ConvKernel.swift, Kernels/PoolKernel.swift).
 extension GradientRules {
-    /// conv3d / conv2d: gradients of x, weight and (when present) bias. The column matrix is rebuilt from `x` in
-    /// chunks rather than kept from the forward pass, so that memory stays bounded.
+    /// conv3d / conv2d: gradients of x, weight and (when present) bias, their products in the forward's precision
+    /// `mode`. The column matrix is rebuilt from `x` in chunks rather than kept from the forward pass, so that memory
+    /// stays bounded.
     static func convolution(
-        _ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry
+        _ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, mode: MixedPrecision.Mode = .float32
     ) -> (Tensor) -> [Tensor?] {
         { g in
             let grads = Tensor.convolutionBackward(
                 x, weight: weight, gradOut: g, geometry: geometry, needsX: x.needsGrad, needsWeight: weight.needsGrad,
-                needsBias: bias?.needsGrad ?? false)
+                needsBias: bias?.needsGrad ?? false, mode: mode)
             return bias == nil ? [grads.x, grads.weight] : [grads.x, grads.weight, grads.bias]
         }
     }

@@ -18,6 +18,11 @@ import Foundation
 /// - Any oneDNN error makes a call return false and the caller runs `ConvKernel` instead, so results never depend on
 ///   oneDNN being present.
 /// - oneDNN runs on its own OpenMP threads (`OMP_NUM_THREADS`, default all cores), not on `Parallel`'s pool.
+/// - Mixed precision (`MixedPrecision.bfloat16`): the products read bfloat16 activations, weights and output
+///   gradients and accumulate and write Float32 (results, data and weight gradients, bias gradients). The rounding
+///   to bfloat16 happens inside the reorder into the blocked layout, so it costs no extra pass over memory. oneDNN
+///   picks AMX tiles or AVX-512 BF16 dot products at run time; a CPU where it has neither refuses the primitive and
+///   the call falls back to Float32.
 enum DNNLConvolution {
     private enum Kind: Int { case forward, backwardData, backwardWeights }
 
@@ -25,6 +30,7 @@ enum DNNLConvolution {
         let kind: Kind
         let geometry: [Int]
         let bias: Bool
+        let bfloat16: Bool
     }
 
     /// A primitive and its descriptor.
@@ -73,10 +79,10 @@ enum DNNLConvolution {
     }
 
     /// A descriptor whose layout oneDNN chooses.
-    private static func any(_ dims: [Int]) -> dnnl_memory_desc_t? {
+    private static func any(_ dims: [Int], _ type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t? {
         var md = dnnl_memory_desc_t()
         return dnnl_memory_desc_init_by_tag(
-            &md, Int32(dims.count), dims.map { Int64($0) }, dnnl_f32, dnnl_format_tag_any) == dnnl_success ? md : nil
+            &md, Int32(dims.count), dims.map { Int64($0) }, type, dnnl_format_tag_any) == dnnl_success ? md : nil
     }
 
     private struct Shapes {
@@ -115,12 +121,22 @@ enum DNNLConvolution {
         return Primitive(descriptor: pd, primitive: prim)
     }
 
-    /// The cached primitive of `kind` for a geometry (the forward one is the hint of the backward ones).
-    private static func primitive(_ kind: Kind, _ g: ConvGeometry, bias: Bool, _ context: DNNLContext) -> Primitive? {
-        let key = Key(kind: kind, geometry: geometryKey(g), bias: bias)
+    /// The cached primitive of `kind` for a geometry (the forward one is the hint of the backward ones). In bfloat16
+    /// the operands that are read (source, weights, output gradient) are bfloat16 and what is written is Float32.
+    private static func primitive(
+        _ kind: Kind, _ g: ConvGeometry, bias: Bool, bfloat16: Bool, _ context: DNNLContext
+    ) -> Primitive? {
+        let key = Key(kind: kind, geometry: geometryKey(g), bias: bias, bfloat16: bfloat16)
         if let p = primitives[key] { return p }
         let s = Shapes(g)
-        guard var src = any(s.src), var weights = any(s.weights), var dst = any(s.dst), var biasMD = plain(s.bias)
+        let low = bfloat16 ? dnnl_bf16 : dnnl_f32
+        // The product's inputs in the low precision; its output in Float32 (forward: dst; backward data: diff_src;
+        // backward weights: diff_weights), the other side of each descriptor pair in the low precision.
+        let srcType = kind == .backwardData ? dnnl_f32 : low
+        let dstType = kind == .forward ? dnnl_f32 : low
+        let weightsType = kind == .backwardWeights ? dnnl_f32 : low
+        guard var src = any(s.src, srcType), var weights = any(s.weights, weightsType),
+            var dst = any(s.dst, dstType), var biasMD = plain(s.bias)
         else { return nil }
         var desc = dnnl_convolution_desc_t()
         let made: Primitive?
@@ -134,13 +150,13 @@ enum DNNLConvolution {
             guard status == dnnl_success else { return nil }
             made = makePrimitive(&desc, hint: nil, context)
         case .backwardData:
-            guard let hint = primitive(.forward, g, bias: false, context),
+            guard let hint = primitive(.forward, g, bias: false, bfloat16: bfloat16, context),
                 dnnl_convolution_backward_data_desc_init(
                     &desc, dnnl_convolution_direct, &src, &weights, &dst, s.strides, s.padL, s.padR) == dnnl_success
             else { return nil }
             made = makePrimitive(&desc, hint: hint.descriptor, context)
         case .backwardWeights:
-            guard let hint = primitive(.forward, g, bias: false, context) else { return nil }
+            guard let hint = primitive(.forward, g, bias: false, bfloat16: bfloat16, context) else { return nil }
             let status = withUnsafePointer(to: &biasMD) { b in
                 dnnl_convolution_backward_weights_desc_init(
                     &desc, dnnl_convolution_direct, &src, &weights, bias ? b : nil, &dst, s.strides, s.padL, s.padR)
@@ -233,16 +249,16 @@ enum DNNLConvolution {
         func wait() -> Bool { dnnl_stream_wait(context.stream) == dnnl_success }
     }
 
-    /// out = conv(x, W) + b in Float32; false when oneDNN is disabled, unavailable or fails (`out` is then
-    /// unspecified and the caller computes it with `ConvKernel`).
+    /// out = conv(x, W) + b, written in Float32 (products in bfloat16 when `precision` says so); false when oneDNN
+    /// is disabled, unavailable or fails (`out` is then unspecified and the caller computes it with `ConvKernel`).
     static func forward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry
+        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, precision: MixedPrecision.Mode = .float32
     ) -> Bool {
         guard isEnabled, let context else { return false }
         lock.lock()
         defer { lock.unlock() }
-        guard let p = primitive(.forward, g, bias: bias != nil, context),
+        guard let p = primitive(.forward, g, bias: bias != nil, bfloat16: precision == .bfloat16, context),
             let srcMD = p.md(dnnl_query_src_md), let weightsMD = p.md(dnnl_query_weights_md),
             let dstMD = p.md(dnnl_query_dst_md)
         else { return false }
@@ -269,14 +285,15 @@ enum DNNLConvolution {
         return true
     }
 
-    /// The gradients of `forward` (each nil destination skipped, the others overwritten) in Float32; false when
-    /// oneDNN is disabled, unavailable or fails (the destinations are then unspecified and the caller computes them
-    /// with `ConvKernel`).
+    /// The gradients of `forward` (each nil destination skipped, the others overwritten), written in Float32 with
+    /// products in `precision`; false when oneDNN is disabled, unavailable or fails (the destinations are then
+    /// unspecified and the caller computes them with `ConvKernel`).
     static func backward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradOut: UnsafePointer<Float>, _ g: ConvGeometry,
         gradX: UnsafeMutablePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?,
-        gradBias: UnsafeMutablePointer<Float>?
+        gradBias: UnsafeMutablePointer<Float>?, precision: MixedPrecision.Mode = .float32
     ) -> Bool {
+        let bfloat16 = precision == .bfloat16
         guard isEnabled, let context else { return false }
         lock.lock()
         defer { lock.unlock() }
@@ -294,7 +311,7 @@ enum DNNLConvolution {
             return m
         }
         if let gradX {
-            guard let p = primitive(.backwardData, g, bias: false, context),
+            guard let p = primitive(.backwardData, g, bias: false, bfloat16: bfloat16, context),
                 let dsMD = p.md(dnnl_query_diff_src_md), let wMD = p.md(dnnl_query_weights_md),
                 let ddMD = p.md(dnnl_query_diff_dst_md),
                 let dd = diffDst(ddMD), let w = arena.input(weight, dims: s.weights, wanted: wMD),
@@ -313,7 +330,7 @@ enum DNNLConvolution {
             // buffer.
             let scratch = gradWeight == nil ? TensorStorage(dtype: .float32, count: s.weights.reduce(1, *)) : nil
             let dW = gradWeight ?? scratch!.pointer(as: Float.self)
-            guard let p = primitive(.backwardWeights, g, bias: gradBias != nil, context),
+            guard let p = primitive(.backwardWeights, g, bias: gradBias != nil, bfloat16: bfloat16, context),
                 let srcMD = p.md(dnnl_query_src_md), let dwMD = p.md(dnnl_query_diff_weights_md),
                 let ddMD = p.md(dnnl_query_diff_dst_md),
                 let dd = diffDst(ddMD), let src = arena.input(x, dims: s.src, wanted: srcMD),

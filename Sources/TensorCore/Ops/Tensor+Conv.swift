@@ -108,25 +108,27 @@ extension Tensor {
                 bias: bias.map { UnsafePointer($0.storage.pointer(as: T.self)) }, out: out.storage.pointer(as: T.self),
                 g)
         }
+        let mode = MixedPrecision.current
         if x.requireCompute(op) {
             run(Double.self)
         } else if !DNNLConvolution.forward(
             x: x.storage.pointer(as: Float.self), weight: weight.storage.pointer(as: Float.self),
             bias: bias.map { UnsafePointer($0.storage.pointer(as: Float.self)) },
-            out: out.storage.pointer(as: Float.self), g)
+            out: out.storage.pointer(as: Float.self), g, precision: mode)
         {
             run(Float.self)
         }
         return Autograd.record(
             out, op: op, inputs: [x, weight] + (bias.map { [$0] } ?? []),
-            rule: GradientRules.convolution(x, weight: weight, bias: bias, geometry: g))
+            rule: GradientRules.convolution(x, weight: weight, bias: bias, geometry: g, mode: mode))
     }
 
-    /// Gradients of a convolution with geometry `g` for the gradient `gradOut` of its result.
+    /// Gradients of a convolution with geometry `g` for the gradient `gradOut` of its result, their products in
+    /// `mode` (the forward's: see `MixedPrecision`).
     /// - Returns: the gradients of x, weight and bias (shaped like them), each nil when its `needs…` is false.
     static func convolutionBackward(
         _ x: Tensor, weight: Tensor, gradOut: Tensor, geometry g: ConvGeometry, needsX: Bool, needsWeight: Bool,
-        needsBias: Bool
+        needsBias: Bool, mode: MixedPrecision.Mode = .float32
     ) -> (x: Tensor?, weight: Tensor?, bias: Tensor?) {
         let gx = needsX ? Tensor(uninitializedShape: x.shape, dtype: x.dtype) : nil
         let gw = needsWeight ? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
@@ -143,7 +145,8 @@ extension Tensor {
         } else if !DNNLConvolution.backward(
             x: x.storage.pointer(as: Float.self), weight: weight.storage.pointer(as: Float.self),
             gradOut: gradOut.storage.pointer(as: Float.self), g, gradX: gx?.storage.pointer(as: Float.self),
-            gradWeight: gw?.storage.pointer(as: Float.self), gradBias: gb?.storage.pointer(as: Float.self))
+            gradWeight: gw?.storage.pointer(as: Float.self), gradBias: gb?.storage.pointer(as: Float.self),
+            precision: mode)
         {
             run(Float.self)
         }
