@@ -184,7 +184,7 @@ public final class GokuTrainer {
         let norm = config.clipNorm > 0 ? GradientClipping.clipGlobalNorm(trained, maxNorm: config.clipNorm) : 0
         optimizer.options.learningRate = schedule(step)
         optimizer.update()
-        ema?.update()
+        ema?.update(step: step)
         step += 1
         return GokuStepLosses(loss: value, gradientNorm: norm, tokens: batch.layout.tokenCount)
     }

@@ -43,7 +43,8 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var weightDecay = 0.0
     /// Global gradient-norm clip (0 disables).
     public var clipNorm = 1.0
-    /// EMA decay of the exported weights (0: export the raw weights).
+    /// EMA decay of the exported weights (0: export the raw weights), with warm-up: update n uses
+    /// min(decay, (1 + n) / (10 + n)) (`ExponentialMovingAverage.warmedUpDecay`).
     public var emaDecay = 0.999
     /// "flow" (rectified flow, the paper's) or "ddpm" (ε-prediction baseline).
     public var objective = "flow"

@@ -18,9 +18,18 @@ public final class ExponentialMovingAverage {
         shadow = Dictionary(uniqueKeysWithValues: parameters.map { ($0.key, $0.tensor.to(.float32).detached().copy()) })
     }
 
+    /// The decay used at update number `step` (0-based) with warm-up: min(decay, (1 + step) / (10 + step)), the
+    /// schedule of TensorFlow's `ExponentialMovingAverage(num_updates:)`. Early in a run the average then follows the
+    /// fast-changing weights instead of holding on to the random initialisation for ~1/(1 − decay) steps.
+    public func warmedUpDecay(step: Int) -> Double {
+        min(decay, Double(1 + step) / Double(10 + step))
+    }
+
     /// Folds the current weights into the average.
-    public func update() {
-        let d = Float(decay)
+    /// - Parameter step: the 0-based number of this update, for the warm-up (`warmedUpDecay`); nil uses `decay`
+    ///   from the first update.
+    public func update(step: Int? = nil) {
+        let d = Float(step.map(warmedUpDecay) ?? decay)
         for (key, p) in parameters {
             let s = shadow[key]!.storage.pointer(as: Float.self), w = p.storage.pointer(as: Float.self)
             Parallel.forEach(p.count, grain: 65536) { range in

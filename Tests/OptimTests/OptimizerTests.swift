@@ -71,4 +71,21 @@ final class OptimizerTests: XCTestCase {
         expectClose(target, Tensor(shape: [2], scalars: [1, 9] as [Float]), "copied")
         XCTAssertThrowsError(try ema.load(["w": Tensor.zeros([3])]))
     }
+
+    /// With warm-up the first updates use (1 + n) / (10 + n) until it reaches `decay`: 0.1 at update 0, so the
+    /// average moves 90% of the way to the new weights, then the plain decay from update 89 on (0.9 = 90/100).
+    func testEMAWarmUp() throws {
+        let w = Tensor(shape: [1], scalars: [0] as [Float]).asParameter()
+        let ema = ExponentialMovingAverage([("w", w)], decay: 0.9)
+        XCTAssertEqual(ema.warmedUpDecay(step: 0), 0.1, accuracy: 1e-12)
+        XCTAssertEqual(ema.warmedUpDecay(step: 10), 11.0 / 20.0, accuracy: 1e-12)
+        XCTAssertEqual(ema.warmedUpDecay(step: 89), 0.9, accuracy: 1e-12)
+        XCTAssertEqual(ema.warmedUpDecay(step: 5000), 0.9, accuracy: 1e-12)
+        w.assign(Tensor(shape: [1], scalars: [10] as [Float]))
+        ema.update(step: 0)
+        XCTAssertEqual(ema.shadow["w"]!.scalars[0], 9, accuracy: 1e-5)
+        w.assign(Tensor(shape: [1], scalars: [20] as [Float]))
+        ema.update(step: 1)  // decay 2/11
+        XCTAssertEqual(ema.shadow["w"]!.scalars[0], Float(2.0 / 11.0 * 9 + 9.0 / 11.0 * 20), accuracy: 1e-4)
+    }
 }
