@@ -46,18 +46,26 @@ public final class SpatialNorm3D: Module, ResnetNorm {
     ///   - x: features (B, C, T, H, W).
     ///   - latent: (B, Cz, Tz, Hz, Wz); required.
     /// - Returns: (B, C, T, H, W).
+    ///
+    /// The 1×1×1 convolutions are pointwise, so they commute with the nearest resize: they run on the latent at its
+    /// own resolution and their outputs are resized (diffusers resizes first; the result is the same, and the
+    /// convolutions then cost 1/64 to 1/256 as much at the decoder's finer levels).
     public func normalize(_ x: Tensor, latent: Tensor?, cache: CausalConvCache?) -> Tensor {
         guard let latent else { preconditionFailure("SpatialNorm3D: the decoder's latent is required") }
-        let (t, h, w) = (x.shape[2], x.shape[3], x.shape[4])
-        let z: Tensor
-        if t > 1 && t % 2 == 1 {
-            let first = resizeNearest(latent.slice(axis: 2, 0, 1), to: [1, h, w])
-            let rest = resizeNearest(latent.slice(axis: 2, 1, latent.shape[2]), to: [t - 1, h, w])
-            z = Tensor.concat([first, rest], axis: 2)
-        } else {
-            z = resizeNearest(latent, to: [t, h, w])
-        }
-        return normLayer(x) * convY(z, cache: cache) + convB(z, cache: cache)
+        let size = [x.shape[2], x.shape[3], x.shape[4]]
+        let scale = resizeLatent(convY(latent, cache: cache), to: size)
+        let shift = resizeLatent(convB(latent, cache: cache), to: size)
+        return normLayer(x) * scale + shift
+    }
+
+    /// Nearest resize of latent-resolution maps (B, C, Tz, Hz, Wz) to `size` = [T, H, W]; with an odd frame count
+    /// above one, the first frame is resized on its own and the rest separately (the causal 1 + 4k layout).
+    func resizeLatent(_ z: Tensor, to size: [Int]) -> Tensor {
+        let (t, h, w) = (size[0], size[1], size[2])
+        guard t > 1 && t % 2 == 1 else { return resizeNearest(z, to: size) }
+        let first = resizeNearest(z.slice(axis: 2, 0, 1), to: [1, h, w])
+        let rest = resizeNearest(z.slice(axis: 2, 1, z.shape[2]), to: [t - 1, h, w])
+        return Tensor.concat([first, rest], axis: 2)
     }
 }
 

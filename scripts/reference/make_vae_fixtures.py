@@ -41,6 +41,11 @@ tiled.safetensors  (spatial tiling: diffusers' tiled_encode / tiled_decode)
     <p>mean, <p>logvar: diffusers' _encode (tiled; frame batches of 8 inside each tile);
     <p>whole_mean: the encoder on the whole input (untiled), and <p>decoded: diffusers'
     _decode (tiled; latent batches of 2 inside each tile) of <p>whole_mean.
+gradients.safetensors  (the training loss's gradients through encoder and decoder)
+    video (2,3,9,16,24); eps (2,4,3,2,3): the noise of the posterior sample;
+    loss = mean|r - x| + mean((r - x)^2) + 0.01 * mean(0.5 * (mean^2 + exp(logvar) - 1 - logvar))
+    where z = mean + exp(0.5 * logvar) * eps and r = decoder(z) (whole clip, no chunking);
+    loss (1,); grad.video; grad.<parameter name> for every parameter (diffusers' names).
 """
 
 import json
@@ -143,6 +148,20 @@ def main():
                             prefix + "whole_mean": whole_mean, prefix + "decoded": decoded})
             print(prefix, "tiled vs whole mean", (mean - whole_mean).abs().max().item())
         save("tiled.safetensors", tensors)
+
+    video = torch.rand((2, 3, 9, 16, 24), generator=g) * 2 - 1
+    eps = torch.randn((2, 4, 3, 2, 3), generator=g)
+    x = video.double().requires_grad_(True)
+    mean, logvar = encode_whole(ref, x)
+    z = mean + torch.exp(0.5 * logvar) * eps.double()
+    r, _ = ref.decoder(z)
+    kl = 0.5 * (mean ** 2 + torch.exp(logvar) - 1 - logvar)
+    loss = (r - x).abs().mean() + ((r - x) ** 2).mean() + 0.01 * kl.mean()
+    loss.backward()
+    tensors = {"video": video, "eps": eps, "loss": loss.detach().reshape(1), "grad.video": x.grad}
+    for name, p in ref.named_parameters():
+        tensors["grad." + name] = p.grad
+    save("gradients.safetensors", tensors)
 
 
 if __name__ == "__main__":
