@@ -83,13 +83,15 @@ public final class VAETrainer {
             peak: config.learningRate, warmupSteps: config.warmupSteps, decay: config.decay,
             totalSteps: config.steps, minimum: config.learningRate * 0.1)
         generator = RandomGenerator(seed: config.seed &+ 1)
+        let whole: ClipSource
         if let data {
-            self.data = data
+            whole = data
         } else if config.dataFolder != nil {
             throw VAETrainingError.invalidConfig(field: "dataFolder", reason: "folder data needs a clip source (see ManifestClipSource)")
         } else {
-            self.data = try ShapesClipSource(config.resolvedShapes)
+            whole = try ShapesClipSource(config.resolvedShapes)
         }
+        self.data = config.cropSize.map { CroppedClipSource(whole, size: $0, seed: config.seed) } ?? whole
         self.heldOut = try heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
         store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
 
@@ -115,9 +117,10 @@ public final class VAETrainer {
         var totals = (loss: 0.0, l1: 0.0, l2: 0.0, kl: 0.0, parts: 0.0)
         for (count, images) in [(config.videosPerBatch, false), (config.imagesPerBatch, true)] where count > 0 {
             let x = try data.batch(start: step * count, count: count, images: images)  // (B, 3, T, H, W)
-            let posterior = try vae.encode(x)
-            let z = posterior.sample(generator: generator)
-            let reconstruction = try vae.decode(z)
+            let (posterior, reconstruction) = try MixedPrecision.with(config.precision == "bf16" ? .bfloat16 : .float32) {
+                let posterior = try vae.encode(x)
+                return (posterior, try vae.decode(posterior.sample(generator: generator)))
+            }
             let error = reconstruction - x
             let l1 = error.abs().mean(), l2 = error.square().mean()
             let kl = posterior.kl().sum() / Double(posterior.mean.count)  // per latent element
@@ -135,7 +138,7 @@ public final class VAETrainer {
             ? GradientClipping.clipGlobalNorm(vae.trainableParameters(), maxNorm: config.clipNorm) : 0
         optimizer.options.learningRate = schedule(step)
         optimizer.update()
-        ema?.update()
+        ema?.update(step: step)
         step += 1
         let n = totals.parts
         return VAEStepLosses(total: totals.loss / n, l1: totals.l1 / n, l2: totals.l2 / n, kl: totals.kl / n, gradientNorm: norm)

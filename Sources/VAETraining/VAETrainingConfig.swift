@@ -15,6 +15,9 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     public var shapes: ShapesDataOptions?
     /// A folder with `manifest.jsonl` (from `goku data shapes` or `goku curate export`) instead of generated Shapes.
     public var dataFolder: String?
+    /// Side in pixels of the square training crops (a multiple of 8), nil to train on whole frames. Held-out
+    /// evaluation always uses whole frames.
+    public var cropSize: Int?
     /// Clips per step (each 1 + 4k frames).
     public var videosPerBatch: Int = 2
     /// Images per step (one-frame clips), trained in the same step as the videos.
@@ -31,7 +34,8 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     public var weightDecay: Double = 0.01
     /// Global gradient-norm clip (0 disables).
     public var clipNorm: Double = 1
-    /// EMA decay of the weights that are saved at the end (0 disables EMA: the raw weights are saved).
+    /// EMA decay of the weights that are saved at the end (0 disables EMA: the raw weights are saved), with warm-up:
+    /// update n uses min(decay, (1 + n) / (10 + n)) (`ExponentialMovingAverage.warmedUpDecay`).
     public var emaDecay: Double = 0.999
     /// Weight of the mean absolute reconstruction error.
     public var l1Weight: Double = 1
@@ -39,6 +43,9 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     public var l2Weight: Double = 1
     /// Weight of the KL term, per latent element, against N(0, 1). Small: the latent must stay informative.
     public var klWeight: Double = 1e-6
+    /// Precision of the convolutions' products in training steps: "fp32", or "bf16" (bfloat16 operands, Float32
+    /// accumulation, results and weights; see `MixedPrecision`). Evaluation and export always run in Float32.
+    public var precision: String = "fp32"
     /// Seed of initialisation, noise draws and (with `shapes`) nothing else: the data has its own seed.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -76,7 +83,13 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         try vae.validate()
         try check(videosPerBatch >= 0 && imagesPerBatch >= 0 && videosPerBatch + imagesPerBatch > 0,
             "videosPerBatch", "videosPerBatch and imagesPerBatch must be ≥ 0 and not both 0")
+        if let cropSize {
+            let shapes = resolvedShapes
+            try check(cropSize >= 8 && cropSize % 8 == 0 && cropSize <= min(shapes.width, shapes.height), "cropSize",
+                "must be a multiple of 8 no larger than the \(shapes.width)x\(shapes.height) frames, got \(cropSize)")
+        }
         try check(steps > 0, "steps", "must be positive, got \(steps)")
+        try check(precision == "fp32" || precision == "bf16", "precision", "'\(precision)' (fp32 or bf16)")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive, got \(learningRate)")
         try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")
         try check(weightDecay >= 0, "weightDecay", "must be ≥ 0")
@@ -119,8 +132,8 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case vae, preset, shapes, dataFolder, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
-        case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, klWeight, seed, checkpointEvery, keepCheckpoints
+        case vae, preset, shapes, dataFolder, cropSize, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
+        case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, klWeight, precision, seed, checkpointEvery, keepCheckpoints
         case evaluateEvery, evaluationSamples
     }
 
@@ -131,6 +144,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         preset = try c.decodeIfPresent(String.self, forKey: .preset) ?? d.preset
         shapes = try c.decodeIfPresent(ShapesDataOptions.self, forKey: .shapes)
         dataFolder = try c.decodeIfPresent(String.self, forKey: .dataFolder)
+        cropSize = try c.decodeIfPresent(Int.self, forKey: .cropSize)
         videosPerBatch = try c.decodeIfPresent(Int.self, forKey: .videosPerBatch) ?? d.videosPerBatch
         imagesPerBatch = try c.decodeIfPresent(Int.self, forKey: .imagesPerBatch) ?? d.imagesPerBatch
         steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
@@ -143,6 +157,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         l1Weight = try c.decodeIfPresent(Double.self, forKey: .l1Weight) ?? d.l1Weight
         l2Weight = try c.decodeIfPresent(Double.self, forKey: .l2Weight) ?? d.l2Weight
         klWeight = try c.decodeIfPresent(Double.self, forKey: .klWeight) ?? d.klWeight
+        precision = try c.decodeIfPresent(String.self, forKey: .precision) ?? d.precision
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
         keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints

@@ -101,6 +101,36 @@ final class VAETrainerTests: XCTestCase {
         }
     }
 
+    /// Crops are windows of the whole clip, the same for the same index, spread over the frame, and checked.
+    func testCropsAreDeterministicWindowsOfTheClip() throws {
+        let whole = try ShapesClipSource(ShapesDataOptions(seed: 2, width: 32, height: 24, frames: 5))
+        let crops = CroppedClipSource(whole, size: 16, seed: 7)
+        var offsets = Set<[Int]>()
+        for index in 0..<12 {
+            let clip = try whole.video(at: index), crop = try crops.video(at: index)
+            XCTAssertEqual(crop.shape, [3, 5, 16, 16])
+            XCTAssertEqual(crop.scalars, try crops.video(at: index).scalars, "same index, same crop")
+            // Find the window by exhaustive search: exactly the crop's pixels.
+            var found: [Int]?
+            for top in 0...8 { for left in 0...16 where found == nil {
+                if clip.slice(axis: 2, top, top + 16).slice(axis: 3, left, left + 16).scalars == crop.scalars {
+                    found = [top, left]
+                }
+            } }
+            offsets.insert(try XCTUnwrap(found, "crop \(index) is not a window of its clip"))
+            XCTAssertEqual(try crops.image(at: index).shape, [3, 1, 16, 16])
+        }
+        XCTAssertGreaterThan(offsets.count, 4, "crop positions vary")
+
+        var config = tinyConfig(steps: 1)
+        config.cropSize = 12
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("cropSize"), "\($0)") }
+        config.cropSize = 24
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("cropSize"), "\($0)") }
+        config.cropSize = 8
+        XCTAssertNoThrow(try config.validate())
+    }
+
     /// PSNR against its closed form: a uniform error of 0.1 on the [−1, 1] scale is an MSE of 0.0025 on [0, 1].
     func testPSNR() {
         let x = Tensor.rand([3, 2, 4, 4], low: -0.5, high: 0.5, generator: RandomGenerator(seed: 1))
