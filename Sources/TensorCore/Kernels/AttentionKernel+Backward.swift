@@ -86,7 +86,7 @@ extension AttentionKernel {
                 let p = probabilities, ds = gradScores
                 AttentionTile.product(
                     transA: false, transB: true, m: rows, n: cols, k: dh, alpha: scale, a: io.q + qOffset, lda: rs,
-                    b: io.k + kOffset, ldb: rs, accumulate: false, c: p, ldc: cols, scratch: transposed)
+                    b: io.k + kOffset, ldb: rs, accumulate: false, c: p, ldc: cols, scratch: transposed, bfloat16: plan.bfloat16)
                 for i in 0..<rows { AttentionMath.exp(p + i * cols, cols, minus: lse[q0 + i]) }
                 if kept < cols {
                     plan.keep.withUnsafeBufferPointer {
@@ -97,12 +97,12 @@ extension AttentionKernel {
                 if io.needV {
                     AttentionTile.product(
                         transA: true, transB: false, m: cols, n: dh, k: rows, alpha: 1, a: p, lda: cols,
-                        b: io.gradOut + qOffset, ldb: rs, accumulate: true, c: io.gradV + kOffset, ldc: rs, scratch: transposed)
+                        b: io.gradOut + qOffset, ldb: rs, accumulate: true, c: io.gradV + kOffset, ldc: rs, scratch: transposed, bfloat16: plan.bfloat16)
                 }
                 if !needScores { continue }
                 AttentionTile.product(
                     transA: false, transB: true, m: rows, n: cols, k: dh, alpha: 1, a: io.gradOut + qOffset, lda: rs,
-                    b: io.v + kOffset, ldb: rs, accumulate: false, c: ds, ldc: cols, scratch: transposed)
+                    b: io.v + kOffset, ldb: rs, accumulate: false, c: ds, ldc: cols, scratch: transposed, bfloat16: plan.bfloat16)
                 for i in 0..<rows {
                     let d = delta[q0 - queries.lowerBound + i], pr = p + i * cols, dr = ds + i * cols
                     for j in 0..<cols { dr[j] = pr[j] * (dr[j] - d) }
@@ -110,12 +110,12 @@ extension AttentionKernel {
                 if io.needQ {
                     AttentionTile.product(
                         transA: false, transB: false, m: rows, n: dh, k: cols, alpha: scale, a: ds, lda: cols,
-                        b: io.k + kOffset, ldb: rs, accumulate: true, c: io.gradQ + qOffset, ldc: rs, scratch: transposed)
+                        b: io.k + kOffset, ldb: rs, accumulate: true, c: io.gradQ + qOffset, ldc: rs, scratch: transposed, bfloat16: plan.bfloat16)
                 }
                 if io.needK {
                     AttentionTile.product(
                         transA: true, transB: false, m: cols, n: dh, k: rows, alpha: scale, a: ds, lda: cols,
-                        b: io.q + qOffset, ldb: rs, accumulate: true, c: io.gradK + kOffset, ldc: rs, scratch: transposed)
+                        b: io.q + qOffset, ldb: rs, accumulate: true, c: io.gradK + kOffset, ldc: rs, scratch: transposed, bfloat16: plan.bfloat16)
                 }
             }
         }

@@ -80,7 +80,7 @@ enum AttentionKernel {
             let kOffset = ((b * plan.keyCount + k0) * plan.heads + h) * dh
             AttentionTile.product(
                 transA: false, transB: true, m: rows, n: cols, k: dh, alpha: scale, a: io.q + qOffset, lda: rs,
-                b: io.k + kOffset, ldb: rs, accumulate: false, c: tile, ldc: cols, scratch: transposed)
+                b: io.k + kOffset, ldb: rs, accumulate: false, c: tile, ldc: cols, scratch: transposed, bfloat16: plan.bfloat16)
             if kept < cols {
                 plan.keep.withUnsafeBufferPointer {
                     AttentionMath.fillMasked(
@@ -106,7 +106,7 @@ enum AttentionKernel {
             }
             AttentionTile.product(
                 transA: false, transB: false, m: rows, n: dh, k: cols, alpha: 1, a: tile, lda: cols,
-                b: io.v + kOffset, ldb: rs, accumulate: true, c: acc, ldc: dh, scratch: transposed)
+                b: io.v + kOffset, ldb: rs, accumulate: true, c: acc, ldc: dh, scratch: transposed, bfloat16: plan.bfloat16)
         }
         let lse = io.logSumExp + (b * plan.heads + h) * plan.queryCount + queries.lowerBound
         for i in 0..<rows {

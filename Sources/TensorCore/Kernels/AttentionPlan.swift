@@ -22,6 +22,9 @@ struct AttentionPlan: Sendable {
     let keep: [UInt8]
     /// (B, Lk + 1): number of kept keys before each position of each batch element; empty when `keep` is.
     let keptBefore: [Int32]
+    /// Whether the tile products (Q·Kᵀ, P·V and the backward's five) run in bfloat16 with Float32 accumulation
+    /// (`AttentionTile.product`); the softmax statistics, probabilities and outputs stay Float32.
+    var bfloat16 = false
 
     /// Distance in elements between consecutive tokens of one head (q, k, v and the output are (B, L, Nh, Dh)).
     var rowStride: Int { heads * headDim }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Hand-written products of attention tiles, register-blocked on explicit SIMD vectors: each panel keeps 8 rows × one
 /// vector of C (16, 8 or 4 columns) in registers while it streams over k, broadcasting A and loading one row of B.
 ///
@@ -7,15 +9,32 @@
 /// vs 0.10–0.16 s; L=2048 forward 0.62–0.66 s vs 0.22–0.32 s, backward 1.0 s vs 0.37–0.57 s. Single-threaded the two
 /// were within noise of each other for Dh=64; at L=4096, Dh=72 BLAS was ahead single-threaded (its packing hides the
 /// rows' 32-byte misalignment), but with both cores busy the measurements overlapped.
+///
+/// In bfloat16 (`AttentionPlan.bfloat16`, inside a `MixedPrecision.bfloat16` scope) the products run in C on AVX-512
+/// BF16 dot products (`goku_bf16_product`: operands rounded to bfloat16 while packed, Float32 accumulation), which
+/// retire twice the multiply-adds of Float32 FMAs per instruction.
 enum AttentionTile {
+    /// Whether the bfloat16 products exist on this CPU (AVX-512 BF16).
+    static let hasBFloat16 = goku_bf16_dot_available()
+
     /// C = alpha·op(A)·op(B), or C += … when `accumulate`, row-major with gemm's conventions (op transposes when
-    /// asked). A transposed B is first copied into `scratch` (k·n elements) so that its rows are contiguous.
+    /// asked). A transposed B is first copied into `scratch` (k·n elements) so that its rows are contiguous. With
+    /// `bfloat16` (Float only) the operands are rounded to bfloat16 and accumulated in Float32.
     @inline(__always)
     static func product<T: TensorScalar>(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T, a: UnsafePointer<T>, lda: Int,
         b: UnsafePointer<T>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<T>, ldc: Int,
-        scratch: UnsafeMutablePointer<T>
+        scratch: UnsafeMutablePointer<T>, bfloat16: Bool = false
     ) {
+        if bfloat16 && T.self == Float.self
+            && goku_bf16_product(
+                transA, transB, Int32(m), Int32(n), Int32(k), unsafeBitCast(alpha, to: Float.self),
+                UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
+                UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), accumulate,
+                UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), Int32(ldc))
+        {
+            return
+        }
         var rowsOfB = b, ldRows = ldb
         if transB {
             for j in 0..<n {

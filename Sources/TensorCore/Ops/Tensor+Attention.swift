@@ -83,9 +83,10 @@ extension Tensor {
         precondition(
             q.dtype == k.dtype && k.dtype == v.dtype, "attention: dtypes \(q.dtype), \(k.dtype), \(v.dtype) differ")
         _ = q.requireCompute("attention")
-        let plan = AttentionPlan(
+        var plan = AttentionPlan(
             batch: q.shape[0], queryCount: q.shape[1], keyCount: k.shape[1], heads: q.shape[2], headDim: q.shape[3],
             scale: scale ?? 1 / Double(q.shape[3]).squareRoot(), mask: mask)
+        plan.bfloat16 = q.dtype == .float32 && MixedPrecision.current == .bfloat16 && AttentionTile.hasBFloat16
         let (out, logSumExp) = AttentionKernel.forward(plan, q: q, k: k, v: v)
         return Autograd.record(
             out, op: "attention", inputs: [q, k, v],

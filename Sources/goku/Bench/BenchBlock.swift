@@ -17,7 +17,8 @@ import TensorCore
 /// `--compare-torch` runs `scripts/bench/torch_block.py` (PyTorch, same block) as a subprocess when a Python with
 /// torch is found (`GOKU_TORCH_PYTHON`, else `.venv-bench/bin/python`) and prints the time ratios.
 ///
-/// Attention alone runs in fp32 at either dtype (its tile products have no bf16 path yet).
+/// Attention alone runs at the chosen dtype (bf16: its tile products on AVX-512 BF16 dot products, softmax statistics
+/// in fp32), and at bf16 also in fp32 for the same-run speed-up.
 struct BenchBlock: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "block",
@@ -52,7 +53,13 @@ struct BenchBlock: ParsableCommand {
         }
         let block = try blockCases(tokens: tokens, textTokens: textTokens, ceiling: ceiling)
         modulationCases(tokens: tokens)
-        let attention = attentionCase(length: options.quick ? 1024 : 4096)
+        let length = options.quick ? 1024 : 4096
+        var attention = attentionCase(length: length, dtype: "fp32")
+        if dtype == "bf16" {
+            let fp32 = attention
+            attention = attentionCase(length: length, dtype: "bf16")
+            print("attention bf16 speed-up over fp32 (same run): \(BenchHarness.format(fp32 / attention, 2))×")
+        }
         if compareTorch { try runTorch(block: block, attention: attention) }
     }
 
@@ -214,8 +221,9 @@ struct BenchBlock: ParsableCommand {
                 + " | speed-up \(BenchHarness.format(tu / tf, 2))×")
     }
 
-    /// Fused attention forward + backward at `length` tokens, 16 heads of 72; returns the median in ms.
-    func attentionCase(length: Int) -> Double {
+    /// Fused attention forward + backward at `length` tokens, 16 heads of 72, with tile products in `dtype`; returns
+    /// the median in ms.
+    func attentionCase(length: Int, dtype: String) -> Double {
         let heads = 16, headSize = 72
         let g = RandomGenerator(seed: 3)
         func input() -> Tensor {
@@ -228,12 +236,12 @@ struct BenchBlock: ParsableCommand {
         let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
         func step() {
             for x in [q, k, v] { x.grad = nil }
-            Tensor.attention(q, k, v).backward(dOut)
+            MixedPrecision.with(dtype == "bf16" ? .bfloat16 : .float32) { Tensor.attention(q, k, v) }.backward(dOut)
         }
         let peak = Self.stepMemory(step)
         let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
         print(
-            "attention fwd+bwd fp32 L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
+            "attention fwd+bwd \(dtype) L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
                 + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))"
         )
         return t * 1e3
@@ -281,7 +289,7 @@ struct BenchBlock: ParsableCommand {
         }
         if let torchAttention = results["attention \(dtype)"] {
             print(
-                "attention: goku fp32 \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
+                "attention: goku \(dtype) \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
                     + " = \(BenchHarness.format(attention / torchAttention, 3))")
         }
     }

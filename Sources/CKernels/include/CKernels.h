@@ -1,0 +1,19 @@
+#ifndef GOKU_CKERNELS_H
+#define GOKU_CKERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/// Whether this CPU (and the OS) supports the AVX-512 BF16 dot-product instruction (vdpbf16ps) that
+/// goku_bf16_product uses.
+bool goku_bf16_dot_available(void);
+
+/// C = alpha * op(A) * op(B), or C += alpha * op(A) * op(B) when `accumulate`, with A and B rounded to bfloat16
+/// (round to nearest even) and Float32 accumulation: row-major, gemm's conventions (op(A) is m x k, read as
+/// A[i * lda + p], or A[p * lda + i] when `trans_a`; op(B) is k x n, read as B[p * ldb + j], or B[j * ldb + p] when
+/// `trans_b`). Returns false, writing nothing, when the CPU lacks AVX-512 BF16.
+bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, bool accumulate, float *c, int ldc);
+
+#endif
