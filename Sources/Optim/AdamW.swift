@@ -71,11 +71,29 @@ public final class AdamW {
             let shrink = Float(1 - lr * options.weightDecay * decay[i])
             let fb1 = Float(b1), fb2 = Float(b2), feps = Float(eps)
             Parallel.forEach(p.count, grain: 16384) { range in
-                for j in range {
+                // Sixteen lanes at a time, then the tail; the same operations in the same order as the scalar form,
+                // so both give identical bits.
+                typealias V = SIMD16<Float>
+                var j = range.lowerBound
+                while j + 16 <= range.upperBound {
+                    let gj = UnsafeRawPointer(gp + j).loadUnaligned(as: V.self)
+                    let mj = V(repeating: fb1) * UnsafeRawPointer(m + j).loadUnaligned(as: V.self)
+                        + V(repeating: 1 - fb1) * gj
+                    let vj = V(repeating: fb2) * UnsafeRawPointer(v + j).loadUnaligned(as: V.self)
+                        + V(repeating: 1 - fb2) * gj * gj
+                    let pj = UnsafeRawPointer(pp + j).loadUnaligned(as: V.self) * V(repeating: shrink)
+                        - V(repeating: stepSize) * mj / (vj.squareRoot() / V(repeating: bc2Root) + V(repeating: feps))
+                    UnsafeMutableRawPointer(m + j).storeBytes(of: mj, as: V.self)
+                    UnsafeMutableRawPointer(v + j).storeBytes(of: vj, as: V.self)
+                    UnsafeMutableRawPointer(pp + j).storeBytes(of: pj, as: V.self)
+                    j += 16
+                }
+                while j < range.upperBound {
                     let gj = gp[j]
                     m[j] = fb1 * m[j] + (1 - fb1) * gj
                     v[j] = fb2 * v[j] + (1 - fb2) * gj * gj
                     pp[j] = pp[j] * shrink - stepSize * m[j] / (v[j].squareRoot() / bc2Root + feps)
+                    j += 1
                 }
             }
             p.storage.bumpVersion()
