@@ -42,42 +42,55 @@ public struct ShapesClipSource: ClipSource {
     public func image(at index: Int) throws -> Tensor { images.sample(at: index).video }
 }
 
-/// Training crops: every clip of `source` cut to `size`×`size` pixels at a position drawn from the clip's index, so a
-/// resumed run sees the same crops.
+/// Training crops: every clip of `source` cut to `size`×`size` pixels, and videos optionally to a window of `frames`
+/// consecutive frames, at positions drawn from the clip's index, so a resumed run sees the same crops.
 ///
-/// The VAE is fully convolutional, so it learns the same local features from crops as from whole frames at a fraction
-/// of the cost per step; evaluation still runs on whole frames.
+/// The VAE is fully convolutional and causal in time, so it learns the same local features from crops as from whole
+/// clips at a fraction of the cost per step: a window's first frame is coded as an image frame, as any clip's is,
+/// and 1 + 4k frames exercise the same temporal compression as longer clips. Evaluation still runs on whole clips.
 public struct CroppedClipSource: ClipSource {
     let source: ClipSource
-    let size: Int
+    let size: Int?
+    let frames: Int?
     let seed: UInt64
 
-    /// - Parameters: source: the whole clips; size: the crop side (a multiple of 8); seed: the position stream.
-    public init(_ source: ClipSource, size: Int, seed: UInt64) {
+    /// - Parameters: source: the whole clips; size: the crop side (a multiple of 8), nil for whole frames; frames:
+    ///   the video window (1 + 4k), nil for whole clips; seed: the position stream.
+    public init(_ source: ClipSource, size: Int?, frames: Int? = nil, seed: UInt64) {
         self.source = source
         self.size = size
+        self.frames = frames
         self.seed = seed
     }
 
     public func video(at index: Int) throws -> Tensor { try crop(source.video(at: index), index: index, stream: 0) }
     public func image(at index: Int) throws -> Tensor { try crop(source.image(at: index), index: index, stream: 1) }
 
-    /// (3, T, H, W) → (3, T, size, size); offsets uniform over the valid range (whole frames when they are no larger).
+    /// (3, T, H, W) → (3, T′, size, size); offsets uniform over the valid range (all frames of an image or of a
+    /// clip no longer than the window).
     func crop(_ clip: Tensor, index: Int, stream: UInt64) throws -> Tensor {
-        let height = clip.shape[2], width = clip.shape[3]
-        guard size < height || size < width else { return clip }
+        let length = clip.shape[1], height = clip.shape[2], width = clip.shape[3]
+        let size = self.size ?? 0
         guard size <= height && size <= width else {
             throw VAETrainingError.invalidConfig(field: "cropSize", reason: "\(size) exceeds the \(width)x\(height) frames")
         }
         var state = seed &+ stream &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0xBF58_476D_1CE4_E5B9
-        func next() -> UInt64 {  // splitmix64
+        func next(below n: Int) -> Int {  // splitmix64
             state &+= 0x9E37_79B9_7F4A_7C15
             var z = state
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            return Int((z ^ (z >> 31)) % UInt64(n))
         }
-        let top = Int(next() % UInt64(height - size + 1)), left = Int(next() % UInt64(width - size + 1))
-        return clip.slice(axis: 2, top, top + size).slice(axis: 3, left, left + size)
+        var out = clip
+        if self.size != nil {
+            let top = next(below: height - size + 1), left = next(below: width - size + 1)
+            out = clip.slice(axis: 2, top, top + size).slice(axis: 3, left, left + size)
+        }
+        if let frames, length > frames {
+            let start = next(below: length - frames + 1)
+            out = out.slice(axis: 1, start, start + frames)
+        }
+        return out
     }
 }

@@ -16,6 +16,8 @@ public struct VAEStepLosses: Sendable {
     public var l2: Double
     /// KL per latent element.
     public var kl: Double
+    /// Mean squared chroma (Cb, Cr) error, 0 when `chromaWeight` is 0.
+    public var chroma: Double
     /// Gradient norm before clipping.
     public var gradientNorm: Double
 }
@@ -30,8 +32,9 @@ public struct VAEEvaluation: Codable, Sendable {
     public var samples: Int
 }
 
-/// Trains the joint image-video VAE (`goku vae train`): reconstruction (L1 + L2) plus a small KL term, AdamW with
-/// warm-up, gradient clipping, an EMA of the weights, checkpoints that resume exactly, and a JSON-lines log.
+/// Trains the joint image-video VAE (`goku vae train`): reconstruction (L1 + L2, optionally a chroma term) plus a
+/// small KL term, AdamW with warm-up, gradient clipping, an EMA of the weights, checkpoints that resume exactly, and
+/// a JSON-lines log.
 ///
 /// Each step encodes a batch of videos and a batch of images (one-frame clips), samples the posterior, decodes and
 /// sums the two losses, so the same weights learn both modalities as the paper's joint VAE does. The run folder holds
@@ -91,7 +94,9 @@ public final class VAETrainer {
         } else {
             whole = try ShapesClipSource(config.resolvedShapes)
         }
-        self.data = config.cropSize.map { CroppedClipSource(whole, size: $0, seed: config.seed) } ?? whole
+        self.data =
+            config.cropSize != nil || config.cropFrames != nil
+            ? CroppedClipSource(whole, size: config.cropSize, frames: config.cropFrames, seed: config.seed) : whole
         self.heldOut = try heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
         store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
 
@@ -114,17 +119,23 @@ public final class VAETrainer {
     public func trainStep() throws -> VAEStepLosses {
         vae.setTraining(true)
         vae.zeroGrad()
-        var totals = (loss: 0.0, l1: 0.0, l2: 0.0, kl: 0.0, parts: 0.0)
+        var totals = (loss: 0.0, l1: 0.0, l2: 0.0, kl: 0.0, chroma: 0.0, parts: 0.0)
         for (count, images) in [(config.videosPerBatch, false), (config.imagesPerBatch, true)] where count > 0 {
             let x = try data.batch(start: step * count, count: count, images: images)  // (B, 3, T, H, W)
             let (posterior, reconstruction) = try MixedPrecision.with(config.precision == "bf16" ? .bfloat16 : .float32) {
                 let posterior = try vae.encode(x)
-                return (posterior, try vae.decode(posterior.sample(generator: generator)))
+                let z = config.samplePosterior ? posterior.sample(generator: generator) : posterior.mean
+                return (posterior, try vae.decode(z))
             }
             let error = reconstruction - x
             let l1 = error.abs().mean(), l2 = error.square().mean()
             let kl = posterior.kl().sum() / Double(posterior.mean.count)  // per latent element
-            let loss = l1 * config.l1Weight + l2 * config.l2Weight + kl * config.klWeight
+            var loss = l1 * config.l1Weight + l2 * config.l2Weight + kl * config.klWeight
+            if config.chromaWeight > 0 {
+                let chroma = ReconstructionMetrics.chromaSquaredError(error)
+                loss = loss + chroma * config.chromaWeight
+                totals.chroma += Double(chroma.item())
+            }
             loss.backward()
             totals.loss += Double(loss.item())
             totals.l1 += Double(l1.item())
@@ -141,7 +152,9 @@ public final class VAETrainer {
         ema?.update(step: step)
         step += 1
         let n = totals.parts
-        return VAEStepLosses(total: totals.loss / n, l1: totals.l1 / n, l2: totals.l2 / n, kl: totals.kl / n, gradientNorm: norm)
+        return VAEStepLosses(
+            total: totals.loss / n, l1: totals.l1 / n, l2: totals.l2 / n, kl: totals.kl / n, chroma: totals.chroma / n,
+            gradientNorm: norm)
     }
 
     /// Trains until `config.steps`, with checkpoints, evaluations, a progress bar and the metrics log; then writes
@@ -155,7 +168,7 @@ public final class VAETrainer {
         while step < config.steps {
             let losses = try trainStep()
             var metrics: [String: Double] = [
-                "loss": losses.total, "l1": losses.l1, "l2": losses.l2, "kl": losses.kl,
+                "loss": losses.total, "l1": losses.l1, "l2": losses.l2, "kl": losses.kl, "chroma": losses.chroma,
                 "grad_norm": losses.gradientNorm, "lr": optimizer.options.learningRate,
             ]
             if config.evaluateEvery > 0 && step % config.evaluateEvery == 0 && step < config.steps {

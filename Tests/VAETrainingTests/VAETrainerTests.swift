@@ -131,6 +131,21 @@ final class VAETrainerTests: XCTestCase {
         XCTAssertNoThrow(try config.validate())
     }
 
+    /// The chroma term against its closed form: zero for an error equal in the three channels; for a pure red error
+    /// of 1, Cb = −0.1687 and Cr = 0.5; its gradient against finite differences.
+    func testChromaSquaredError() {
+        let grey = Tensor.full([2, 3, 1, 2, 2], 0.3)
+        XCTAssertEqual(Double(ReconstructionMetrics.chromaSquaredError(grey).item()), 0, accuracy: 1e-7)
+        var red = [Float](repeating: 0, count: 3 * 4)
+        for p in 0..<4 { red[p] = 1 }
+        let e = Tensor(shape: [1, 3, 1, 2, 2], scalars: red)
+        XCTAssertEqual(
+            Double(ReconstructionMetrics.chromaSquaredError(e).item()), 0.1687 * 0.1687 + 0.25, accuracy: 1e-6)
+        GradientCheck.check(GradientCheck.inputs([[2, 3, 1, 2, 3]], seed: 4), "chroma") {
+            ReconstructionMetrics.chromaSquaredError($0[0])
+        }
+    }
+
     /// PSNR against its closed form: a uniform error of 0.1 on the [−1, 1] scale is an MSE of 0.0025 on [0, 1].
     func testPSNR() {
         let x = Tensor.rand([3, 2, 4, 4], low: -0.5, high: 0.5, generator: RandomGenerator(seed: 1))
