@@ -176,7 +176,8 @@ public final class GokuTrainer {
             targets.append(target)
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
-        let loss = RectifiedFlow.loss(predictions: batch.unpack(transformer(batch)), targets: targets)
+        let prediction = MixedPrecision.with(config.precision == "bf16" ? .bfloat16 : .float32) { transformer(batch) }
+        let loss = RectifiedFlow.loss(predictions: batch.unpack(prediction), targets: targets)
         loss.backward()
         let value = Double(loss.item())
         guard value.isFinite else { throw GokuPipelineError.invalidOption(option: "learningRate", reason: "training diverged at step \(step) (loss \(value))") }

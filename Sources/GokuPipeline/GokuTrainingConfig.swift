@@ -58,6 +58,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var captionDropout = 0.1
     /// Recompute each block in backward instead of storing its activations.
     public var activationCheckpointing = false
+    /// Precision of the transformer's matrix products in training: "fp32", or "bf16" (bfloat16 operands, Float32
+    /// accumulation, master weights and optimizer state; see `MixedPrecision`). Sampling and export are Float32.
+    public var precision = "fp32"
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -88,6 +91,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(warmupSteps >= 0 && weightDecay >= 0 && clipNorm >= 0, "warmupSteps", "warmupSteps, weightDecay and clipNorm must be ≥ 0")
         try check((0..<1).contains(emaDecay), "emaDecay", "must be in [0, 1)")
         try check(objective == "flow" || objective == "ddpm", "objective", "'\(objective)' (flow or ddpm)")
+        try check(precision == "fp32" || precision == "bf16", "precision", "'\(precision)' (fp32 or bf16)")
         try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")
