@@ -52,14 +52,17 @@ public struct CroppedClipSource: ClipSource {
     let source: ClipSource
     let size: Int?
     let frames: Int?
+    let candidates: Int
     let seed: UInt64
 
     /// - Parameters: source: the whole clips; size: the crop side (a multiple of 8), nil for whole frames; frames:
-    ///   the video window (1 + 4k), nil for whole clips; seed: the position stream.
-    public init(_ source: ClipSource, size: Int?, frames: Int? = nil, seed: UInt64) {
+    ///   the video window (1 + 4k), nil for whole clips; candidates: spatial windows drawn per clip, of which the one
+    ///   with the most variance is kept (1: a uniform draw); seed: the position stream.
+    public init(_ source: ClipSource, size: Int?, frames: Int? = nil, candidates: Int = 1, seed: UInt64) {
         self.source = source
         self.size = size
         self.frames = frames
+        self.candidates = max(1, candidates)
         self.seed = seed
     }
 
@@ -84,13 +87,32 @@ public struct CroppedClipSource: ClipSource {
         }
         var out = clip
         if self.size != nil {
-            let top = next(below: height - size + 1), left = next(below: width - size + 1)
-            out = clip.slice(axis: 2, top, top + size).slice(axis: 3, left, left + size)
+            var best = -1.0
+            for _ in 0..<candidates {
+                let top = next(below: height - size + 1), left = next(below: width - size + 1)
+                let window = clip.slice(axis: 2, top, top + size).slice(axis: 3, left, left + size)
+                let spread = candidates == 1 ? 0 : Self.variance(window)
+                if spread > best {
+                    best = spread
+                    out = window
+                }
+            }
         }
         if let frames, length > frames {
             let start = next(below: length - frames + 1)
             out = out.slice(axis: 1, start, start + frames)
         }
         return out
+    }
+
+    /// The variance of all values of a window: how much content (edges, colour) it holds.
+    public static func variance(_ t: Tensor) -> Double {
+        var sum = 0.0, squares = 0.0
+        for v in t.scalars {
+            sum += Double(v)
+            squares += Double(v) * Double(v)
+        }
+        let n = Double(t.count)
+        return squares / n - (sum / n) * (sum / n)
     }
 }

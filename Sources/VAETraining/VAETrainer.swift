@@ -96,7 +96,9 @@ public final class VAETrainer {
         }
         self.data =
             config.cropSize != nil || config.cropFrames != nil
-            ? CroppedClipSource(whole, size: config.cropSize, frames: config.cropFrames, seed: config.seed) : whole
+            ? CroppedClipSource(
+                whole, size: config.cropSize, frames: config.cropFrames, candidates: config.cropCandidates,
+                seed: config.seed) : whole
         self.heldOut = try heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
         store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
 

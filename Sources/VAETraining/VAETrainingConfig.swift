@@ -18,6 +18,12 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     /// Side in pixels of the square training crops (a multiple of 8), nil to train on whole frames. Held-out
     /// evaluation always uses whole frames.
     public var cropSize: Int?
+    /// Spatial crop windows drawn per clip, of which the one whose pixels vary most is trained on (1: a uniform draw).
+    ///
+    /// Why: Shapes frames are mostly black, and a uniform 32-pixel window of a 64-pixel frame often holds a sliver of
+    /// one object or none; preferring busy windows puts more edges and colour into every step. Evaluation is on
+    /// whole frames, where the background is the easy part.
+    public var cropCandidates: Int = 1
     /// Frames of the training video windows (1 + 4k, at most the clips' length), cut at a random start from each
     /// clip; nil trains on whole clips. Held-out evaluation always uses whole clips.
     public var cropFrames: Int?
@@ -105,6 +111,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
             try check(cropSize >= 8 && cropSize % 8 == 0 && cropSize <= min(shapes.width, shapes.height), "cropSize",
                 "must be a multiple of 8 no larger than the \(shapes.width)x\(shapes.height) frames, got \(cropSize)")
         }
+        try check(cropCandidates >= 1 && cropCandidates <= 64, "cropCandidates", "must be 1 to 64, got \(cropCandidates)")
         if let cropFrames {
             try check(cropFrames >= 1 && (cropFrames - 1) % 4 == 0 && cropFrames <= shapes.frames, "cropFrames",
                 "must be 1 + 4k and at most the clips' \(shapes.frames) frames, got \(cropFrames)")
@@ -154,7 +161,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case vae, preset, shapes, dataFolder, cropSize, cropFrames, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
+        case vae, preset, shapes, dataFolder, cropSize, cropCandidates, cropFrames, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
         case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, chromaWeight, klWeight, samplePosterior, precision, seed, checkpointEvery, keepCheckpoints
         case evaluateEvery, evaluationSamples
     }
@@ -167,6 +174,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         shapes = try c.decodeIfPresent(ShapesDataOptions.self, forKey: .shapes)
         dataFolder = try c.decodeIfPresent(String.self, forKey: .dataFolder)
         cropSize = try c.decodeIfPresent(Int.self, forKey: .cropSize)
+        cropCandidates = try c.decodeIfPresent(Int.self, forKey: .cropCandidates) ?? d.cropCandidates
         cropFrames = try c.decodeIfPresent(Int.self, forKey: .cropFrames)
         videosPerBatch = try c.decodeIfPresent(Int.self, forKey: .videosPerBatch) ?? d.videosPerBatch
         imagesPerBatch = try c.decodeIfPresent(Int.self, forKey: .imagesPerBatch) ?? d.imagesPerBatch

@@ -131,6 +131,29 @@ final class VAETrainerTests: XCTestCase {
         XCTAssertNoThrow(try config.validate())
     }
 
+    /// With several candidate windows the busiest is kept: the first candidate is the single draw's window, so the
+    /// kept window varies at least as much, and it is still a window of the clip.
+    func testCropCandidatesKeepTheBusiestWindow() throws {
+        let whole = try ShapesClipSource(ShapesDataOptions(seed: 4, width: 64, height: 64, frames: 5))
+        let single = CroppedClipSource(whole, size: 32, seed: 9)
+        let busiest = CroppedClipSource(whole, size: 32, candidates: 8, seed: 9)
+        var gained = 0
+        for index in 0..<12 {
+            let a = try single.image(at: index), b = try busiest.image(at: index)
+            XCTAssertEqual(b.shape, [3, 1, 32, 32])
+            XCTAssertGreaterThanOrEqual(CroppedClipSource.variance(b), CroppedClipSource.variance(a))
+            if CroppedClipSource.variance(b) > CroppedClipSource.variance(a) { gained += 1 }
+            XCTAssertEqual(b.scalars, try busiest.image(at: index).scalars, "deterministic")
+            let clip = try whole.image(at: index)
+            var found = false
+            for top in 0...32 { for left in 0...32 where !found {
+                found = clip.slice(axis: 2, top, top + 32).slice(axis: 3, left, left + 32).scalars == b.scalars
+            } }
+            XCTAssertTrue(found, "crop \(index) is a window of its image")
+        }
+        XCTAssertGreaterThan(gained, 3, "more candidates find busier windows")
+    }
+
     /// The chroma term against its closed form: zero for an error equal in the three channels; for a pure red error
     /// of 1, Cb = −0.1687 and Cr = 0.5; its gradient against finite differences.
     func testChromaSquaredError() {
