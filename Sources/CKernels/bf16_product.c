@@ -1,12 +1,14 @@
 // bfloat16 products of small tiles on AVX-512 BF16 (vdpbf16ps), for the fused attention kernel.
 //
-// Both operands are first packed into bfloat16 pairs (round to nearest even, as BFloat16 in TensorCore): element
-// (q, x) of a packed operand is one 32-bit lane holding the values at k = 2q and 2q + 1 for row (or column) x, and
-// lanes of consecutive x are consecutive. One vdpbf16ps then multiplies a broadcast pair of A by sixteen column pairs
-// of B and adds both products into sixteen Float32 accumulators. The micro-kernel keeps 8 rows x 32 columns of C in
-// 16 registers. Packing is vectorised (two-row interleave, or conversion along a row and a scatter) and costs
-// O(k(m + n)) against O(mnk) for the products. k is padded to even, A's rows to a multiple of 16 and B's columns to a
-// multiple of 32, all with zeros, so the micro-kernel never branches on sizes; only its stores are masked.
+// Both operands are first packed into bfloat16 pairs (round to nearest even, as BFloat16 in TensorCore): one 32-bit
+// lane holds the values at k = 2q and 2q + 1 of one row of op(A) or one column of op(B). B is packed [q][j], so that
+// sixteen consecutive columns of one pair row fill a vector; A is packed [i][q] when its rows run along k in memory
+// (a plain conversion) and [q][i] when they run across (a two-row interleave), and the micro-kernel reads either
+// through two strides. One vdpbf16ps multiplies a broadcast pair of A by sixteen column pairs of B and adds both
+// products into sixteen Float32 accumulators; the micro-kernel keeps 8 rows x 32 columns of C in 16 registers.
+// Packing is vectorised (conversion, two-row interleave, and for a transposed B an in-register 16 x 16 transpose) and
+// costs O(k(m + n)) against O(mnk) for the products. k is padded to even, A's rows to a multiple of 16 and B's columns
+// to a multiple of 32, all with zeros, so the micro-kernel never branches on sizes; only its stores are masked.
 
 #include "CKernels.h"
 
@@ -83,35 +85,87 @@ GOKU_BF16 static void interleave_rows(uint32_t *dst, int stride, int pairs, int 
     }
 }
 
-/// dst[q * stride + x] = (src[x][2q], src[x][2q + 1]) for x < count and q < pairs: each row of `src` (stride `ld`,
-/// `k` values) converted along its length and scattered down a column of `dst`; the value past k is zero.
-GOKU_BF16 static void convert_scatter(uint32_t *dst, int stride, int pairs, const float *src, int ld, int count, int k) {
-    __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                       _mm512_set1_epi32(stride));
+/// dst[x * stride + q] = (src[x][2q], src[x][2q + 1]) for x < count and q < pairs: each row of `src` (stride `ld`,
+/// `k` values) converted along its length; the value past k is zero.
+GOKU_BF16 static void convert_rows(uint32_t *dst, int stride, int pairs, const float *src, int ld, int count, int k) {
     for (int x = 0; x < count; x++) {
         const float *row = src + (size_t)x * (size_t)ld;
+        uint32_t *out = dst + (size_t)x * (size_t)stride;
         for (int q = 0; q < pairs; q += 16) {
             int p = 2 * q;
             __m512 lo = _mm512_maskz_loadu_ps(first(k - p), row + p);
             __m512 hi = _mm512_maskz_loadu_ps(first(k - p - 16), row + p + 16);
-            __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            _mm512_mask_i32scatter_epi32(dst + (size_t)q * (size_t)stride + x, first(pairs - q), lanes, v, 4);
+            _mm512_mask_storeu_epi32(out + q, first(pairs - q), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         }
     }
 }
 
-/// 8 rows x 32 columns: C[r][0..cols) (+)= alpha * sum_q a[q][r] . b[q][..] for r < rows.
-GOKU_BF16 static void block(int rows, int cols, int pairs, const uint32_t *a, int a_stride, const uint32_t *b,
+/// Transposes 16 x 16 32-bit lanes: on return r[c] holds what was column c.
+GOKU_BF16 static void transpose16(__m512i r[16]) {
+    __m512i a[16], b[16];
+    for (int k = 0; k < 8; k++) {
+        a[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        a[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    // b[4k + m], 128-bit lane L: column 4L + m of rows 4k ... 4k + 3.
+    for (int k = 0; k < 4; k++) {
+        b[4 * k] = _mm512_unpacklo_epi64(a[4 * k], a[4 * k + 2]);
+        b[4 * k + 1] = _mm512_unpackhi_epi64(a[4 * k], a[4 * k + 2]);
+        b[4 * k + 2] = _mm512_unpacklo_epi64(a[4 * k + 1], a[4 * k + 3]);
+        b[4 * k + 3] = _mm512_unpackhi_epi64(a[4 * k + 1], a[4 * k + 3]);
+    }
+    for (int m = 0; m < 4; m++) {
+        __m512i u0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x44), u1 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xee);
+        __m512i u2 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x44), u3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xee);
+        r[m] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+        r[4 + m] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
+        r[8 + m] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+        r[12 + m] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
+    }
+}
+
+/// dst[q * stride + x] = (src[x][2q], src[x][2q + 1]) for x < width (a multiple of 16) and q < pairs: rows of `src`
+/// (stride `ld`, `k` values; rows from `count` on read as zeros) converted sixteen at a time and transposed in
+/// registers.
+GOKU_BF16 static void convert_transpose(uint32_t *dst, int stride, int pairs, int width, const float *src, int ld,
+                                        int count, int k) {
+    __m512i r[16];
+    for (int x0 = 0; x0 < width; x0 += 16) {
+        for (int q0 = 0; q0 < pairs; q0 += 16) {
+            int p = 2 * q0;
+            for (int x = 0; x < 16; x++) {
+                if (x0 + x >= count) {
+                    r[x] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *row = src + (size_t)(x0 + x) * (size_t)ld + p;
+                __m512 lo = _mm512_maskz_loadu_ps(first(k - p), row);
+                __m512 hi = _mm512_maskz_loadu_ps(first(k - p - 16), row + 16);
+                r[x] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            }
+            transpose16(r);
+            int rows = pairs - q0 < 16 ? pairs - q0 : 16;
+            for (int q = 0; q < rows; q++) _mm512_storeu_si512((void *)(dst + (size_t)(q0 + q) * (size_t)stride + x0), r[q]);
+        }
+    }
+}
+
+/// 8 rows x 32 columns: C[r][0..cols) (+)= alpha * sum_q A(q, r) . b[q][..] for r < rows, with the pair A(q, r) at
+/// a[q * a_pair + r * a_row].
+GOKU_BF16 static void block(int rows, int cols, int pairs, const uint32_t *a, int a_pair, int a_row, const uint32_t *b,
                             int b_stride, float alpha, bool accumulate, float *c, int ldc) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    const uint32_t *a0 = a, *a1 = a + a_row, *a2 = a + 2 * a_row, *a3 = a + 3 * a_row, *a4 = a + 4 * a_row;
+    const uint32_t *a5 = a + 5 * a_row, *a6 = a + 6 * a_row, *a7 = a + 7 * a_row;
     for (int q = 0; q < pairs; q++) {
-        const uint32_t *bq = b + (size_t)q * (size_t)b_stride, *aq = a + (size_t)q * (size_t)a_stride;
+        const uint32_t *bq = b + (size_t)q * (size_t)b_stride;
+        size_t o = (size_t)q * (size_t)a_pair;
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bq);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(bq + 16));
 #define GOKU_ROW(r)                                                   \
     {                                                                 \
-        __m512bh av = (__m512bh)_mm512_set1_epi32((int)aq[r]);        \
+        __m512bh av = (__m512bh)_mm512_set1_epi32((int)a##r[o]);      \
         c##r##0 = _mm512_dpbf16_ps(c##r##0, av, b0);                  \
         c##r##1 = _mm512_dpbf16_ps(c##r##1, av, b1);                  \
     }
@@ -145,17 +199,22 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     uint32_t *pa = buffer(&packed_a, &packed_a_pairs, (size_t)pairs * (size_t)m16);
     uint32_t *pb = buffer(&packed_b, &packed_b_pairs, (size_t)pairs * (size_t)n32);
     if (!pa || !pb) return false;
+    int a_pair, a_row;  // strides of the packed A: pair q of row i at pa[q * a_pair + i * a_row]
     if (trans_a) {
-        // op(A)(i, p) = a[p * lda + i]: rows p of `a` run along i.
+        // op(A)(i, p) = a[p * lda + i]: rows p of `a` run along i; pack [q][i].
         interleave_rows(pa, m16, pairs, m16, a, lda, k, m);
+        a_pair = m16;
+        a_row = 1;
     } else {
-        if (m < m16) memset(pa, 0, (size_t)pairs * (size_t)m16 * 4);
-        convert_scatter(pa, m16, pairs, a, lda, m, k);
+        // Rows of op(A) run along k: pack [i][q]; the padding rows are zero.
+        convert_rows(pa, pairs, pairs, a, lda, m, k);
+        memset(pa + (size_t)m * (size_t)pairs, 0, (size_t)(m16 - m) * (size_t)pairs * 4);
+        a_pair = 1;
+        a_row = pairs;
     }
     if (trans_b) {
-        // op(B)(p, j) = b[j * ldb + p]: rows j of `b` run along p.
-        if (n < n32) memset(pb, 0, (size_t)pairs * (size_t)n32 * 4);
-        convert_scatter(pb, n32, pairs, b, ldb, n, k);
+        // op(B)(p, j) = b[j * ldb + p]: rows j of `b` run along p; convert and transpose to [q][j].
+        convert_transpose(pb, n32, pairs, n32, b, ldb, n, k);
     } else {
         interleave_rows(pb, n32, pairs, n32, b, ldb, k, n);
     }
@@ -163,8 +222,8 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     for (int i = 0; i < m; i += 8) {
         int rows = m - i < 8 ? m - i : 8;
         for (int j = 0; j < n; j += 32) {
-            block(rows, n - j, pairs, pa + i, m16, pb + j, n32, alpha, accumulate, c + (size_t)i * (size_t)ldc + j,
-                  ldc);
+            block(rows, n - j, pairs, pa + (size_t)i * (size_t)a_row, a_pair, a_row, pb + j, n32, alpha, accumulate,
+                  c + (size_t)i * (size_t)ldc + j, ldc);
         }
     }
     return true;
