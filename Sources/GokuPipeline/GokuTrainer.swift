@@ -176,7 +176,7 @@ public final class GokuTrainer {
             targets.append(target)
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
-        let prediction = MixedPrecision.with(config.precision == "bf16" ? .bfloat16 : .float32) { transformer(batch) }
+        let prediction = MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) { transformer(batch) }
         let loss = RectifiedFlow.loss(predictions: batch.unpack(prediction), targets: targets)
         loss.backward()
         let value = Double(loss.item())

@@ -2,6 +2,7 @@ import Foundation
 import GokuModel
 import Optim
 import RectifiedFlow
+import TensorCore
 import TextEncoder
 
 /// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
@@ -91,7 +92,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(warmupSteps >= 0 && weightDecay >= 0 && clipNorm >= 0, "warmupSteps", "warmupSteps, weightDecay and clipNorm must be ≥ 0")
         try check((0..<1).contains(emaDecay), "emaDecay", "must be in [0, 1)")
         try check(objective == "flow" || objective == "ddpm", "objective", "'\(objective)' (flow or ddpm)")
-        try check(precision == "fp32" || precision == "bf16", "precision", "'\(precision)' (fp32 or bf16)")
+        try check(MixedPrecision.Mode(name: precision) != nil, "precision", "'\(precision)' (\(MixedPrecision.Mode.names.joined(separator: " or ")))")
         try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")

@@ -19,6 +19,18 @@ public enum MixedPrecision {
         case float32
         /// bfloat16 operands, Float32 accumulation and output (oneDNN).
         case bfloat16
+
+        /// The names configs and flags use: "fp32" and "bf16".
+        public static let names = ["fp32", "bf16"]
+
+        /// The mode named "fp32" or "bf16"; nil for any other name.
+        public init?(name: String) {
+            switch name {
+            case "fp32": self = .float32
+            case "bf16": self = .bfloat16
+            default: return nil
+            }
+        }
     }
 
     private static let key: pthread_key_t = {

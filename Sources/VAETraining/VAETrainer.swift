@@ -124,7 +124,7 @@ public final class VAETrainer {
         var totals = (loss: 0.0, l1: 0.0, l2: 0.0, kl: 0.0, chroma: 0.0, parts: 0.0)
         for (count, images) in [(config.videosPerBatch, false), (config.imagesPerBatch, true)] where count > 0 {
             let x = try data.batch(start: step * count, count: count, images: images)  // (B, 3, T, H, W)
-            let (posterior, reconstruction) = try MixedPrecision.with(config.precision == "bf16" ? .bfloat16 : .float32) {
+            let (posterior, reconstruction) = try MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) {
                 let posterior = try vae.encode(x)
                 let z = config.samplePosterior ? posterior.sample(generator: generator) : posterior.mean
                 return (posterior, try vae.decode(z))

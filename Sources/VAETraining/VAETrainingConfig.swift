@@ -1,5 +1,6 @@
 import Foundation
 import Optim
+import TensorCore
 import VideoVAE
 
 /// Everything `goku vae train` needs: the architecture, the data, the optimisation and the bookkeeping.
@@ -117,7 +118,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
                 "must be 1 + 4k and at most the clips' \(shapes.frames) frames, got \(cropFrames)")
         }
         try check(steps > 0, "steps", "must be positive, got \(steps)")
-        try check(precision == "fp32" || precision == "bf16", "precision", "'\(precision)' (fp32 or bf16)")
+        try check(MixedPrecision.Mode(name: precision) != nil, "precision", "'\(precision)' (\(MixedPrecision.Mode.names.joined(separator: " or ")))")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive, got \(learningRate)")
         try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")
         try check(weightDecay >= 0, "weightDecay", "must be ≥ 0")

@@ -16,6 +16,15 @@ final class MixedPrecisionTests: XCTestCase {
     /// The tensor with every element rounded to bfloat16 (still Float32).
     private func rounded(_ t: Tensor) -> Tensor { t.to(.bfloat16).to(.float32) }
 
+    /// The names configs and flags use map to the modes, and nothing else does.
+    func testModeNames() {
+        XCTAssertEqual(MixedPrecision.Mode(name: "fp32"), .float32)
+        XCTAssertEqual(MixedPrecision.Mode(name: "bf16"), .bfloat16)
+        XCTAssertNil(MixedPrecision.Mode(name: "fp16"))
+        XCTAssertNil(MixedPrecision.Mode(name: "BF16"))
+        XCTAssertEqual(MixedPrecision.Mode.names.compactMap(MixedPrecision.Mode.init(name:)), [.float32, .bfloat16])
+    }
+
     func testMatmulMatchesFloat32OfRoundedOperandsForEveryTransposition() {
         let g = RandomGenerator(seed: 1)
         let (m, k, n) = (37, 70, 29)

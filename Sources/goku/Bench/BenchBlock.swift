@@ -34,8 +34,8 @@ struct BenchBlock: ParsableCommand {
 
     func run() throws {
         options.apply()
-        guard dtype == "fp32" || dtype == "bf16" else {
-            throw ValidationError("--dtype must be fp32 or bf16, got \(dtype)")
+        guard MixedPrecision.Mode(name: dtype) != nil else {
+            throw ValidationError("--dtype must be \(MixedPrecision.Mode.names.joined(separator: " or ")), got \(dtype)")
         }
         guard dtype == "fp32" || MixedPrecision.isAvailable else {
             throw ValidationError("--dtype bf16 needs oneDNN (libdnnl), which created no CPU engine here")
@@ -124,7 +124,7 @@ struct BenchBlock: ParsableCommand {
         config.depth = 1
         let g = RandomGenerator(seed: 1)
         let block = GokuBlock(config, generator: g)
-        block.matmulPrecision = dtype == "bf16" ? .bfloat16 : .float32
+        block.matmulPrecision = MixedPrecision.Mode(name: dtype) ?? .float32
         // Random weights everywhere (gates and the zero-initialised output projection included): a trained block.
         for (_, p) in block.namedParameters() where p.rank == 2 { p.assign(Tensor.randn(p.shape, generator: g) * 0.02) }
         let sample = GokuSample(
@@ -236,7 +236,7 @@ struct BenchBlock: ParsableCommand {
         let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
         func step() {
             for x in [q, k, v] { x.grad = nil }
-            MixedPrecision.with(dtype == "bf16" ? .bfloat16 : .float32) { Tensor.attention(q, k, v) }.backward(dOut)
+            MixedPrecision.with(MixedPrecision.Mode(name: dtype) ?? .float32) { Tensor.attention(q, k, v) }.backward(dOut)
         }
         let peak = Self.stepMemory(step)
         let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
