@@ -218,7 +218,6 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     } else {
         interleave_rows(pb, n32, pairs, n32, b, ldb, k, n);
     }
-    if (k == 0) pairs = 0;
     for (int i = 0; i < m; i += 8) {
         int rows = m - i < 8 ? m - i : 8;
         for (int j = 0; j < n; j += 32) {

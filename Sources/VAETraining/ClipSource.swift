@@ -70,7 +70,7 @@ public struct CroppedClipSource: ClipSource {
     public func image(at index: Int) throws -> Tensor { try crop(source.image(at: index), index: index, stream: 1) }
 
     /// (3, T, H, W) → (3, T′, size, size); offsets uniform over the valid range (all frames of an image or of a
-    /// clip no longer than the window).
+    /// clip no longer than the window); with several candidates, the spatial window of highest variance among them.
     func crop(_ clip: Tensor, index: Int, stream: UInt64) throws -> Tensor {
         let length = clip.shape[1], height = clip.shape[2], width = clip.shape[3]
         let size = self.size ?? 0
@@ -105,7 +105,8 @@ public struct CroppedClipSource: ClipSource {
         return out
     }
 
-    /// The variance of all values of a window: how much content (edges, colour) it holds.
+    /// The variance of all values of a window: how much content (edges, colour) it holds. Summed in Double (unlike
+    /// `Tensor.variance`), so that which candidate wins does not hinge on Float32 rounding.
     public static func variance(_ t: Tensor) -> Double {
         var sum = 0.0, squares = 0.0
         for v in t.scalars {
