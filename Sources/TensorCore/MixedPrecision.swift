@@ -23,6 +23,9 @@ public enum MixedPrecision {
         /// The names configs and flags use: "fp32" and "bf16".
         public static let names = ["fp32", "bf16"]
 
+        /// This mode's name in configs and flags.
+        public var name: String { self == .bfloat16 ? "bf16" : "fp32" }
+
         /// The mode named "fp32" or "bf16"; nil for any other name.
         public init?(name: String) {
             switch name {

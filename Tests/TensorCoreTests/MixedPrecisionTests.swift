@@ -23,6 +23,7 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertNil(MixedPrecision.Mode(name: "fp16"))
         XCTAssertNil(MixedPrecision.Mode(name: "BF16"))
         XCTAssertEqual(MixedPrecision.Mode.names.compactMap(MixedPrecision.Mode.init(name:)), [.float32, .bfloat16])
+        XCTAssertEqual([MixedPrecision.Mode.float32, .bfloat16].map(\.name), MixedPrecision.Mode.names)
     }
 
     func testMatmulMatchesFloat32OfRoundedOperandsForEveryTransposition() {

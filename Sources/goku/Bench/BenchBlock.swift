@@ -32,6 +32,9 @@ struct BenchBlock: ParsableCommand {
     @Flag(help: "Also run scripts/bench/torch_block.py (needs .venv-bench or GOKU_TORCH_PYTHON) and print ratios.")
     var compareTorch = false
 
+    /// `dtype` as a mode (validated in `run`).
+    var precision: MixedPrecision.Mode { MixedPrecision.Mode(name: dtype) ?? .float32 }
+
     func run() throws {
         options.apply()
         guard MixedPrecision.Mode(name: dtype) != nil else {
@@ -54,10 +57,10 @@ struct BenchBlock: ParsableCommand {
         let block = try blockCases(tokens: tokens, textTokens: textTokens, ceiling: ceiling)
         modulationCases(tokens: tokens)
         let length = options.quick ? 1024 : 4096
-        var attention = attentionCase(length: length, dtype: "fp32")
-        if dtype == "bf16" {
+        var attention = attentionCase(length: length, precision: .float32)
+        if precision == .bfloat16 {
             let fp32 = attention
-            attention = attentionCase(length: length, dtype: "bf16")
+            attention = attentionCase(length: length, precision: .bfloat16)
             print("attention bf16 speed-up over fp32 (same run): \(BenchHarness.format(fp32 / attention, 2))×")
         }
         if compareTorch { try runTorch(block: block, attention: attention) }
@@ -124,7 +127,7 @@ struct BenchBlock: ParsableCommand {
         config.depth = 1
         let g = RandomGenerator(seed: 1)
         let block = GokuBlock(config, generator: g)
-        block.matmulPrecision = MixedPrecision.Mode(name: dtype) ?? .float32
+        block.matmulPrecision = precision
         // Random weights everywhere (gates and the zero-initialised output projection included): a trained block.
         for (_, p) in block.namedParameters() where p.rank == 2 { p.assign(Tensor.randn(p.shape, generator: g) * 0.02) }
         let sample = GokuSample(
@@ -221,9 +224,9 @@ struct BenchBlock: ParsableCommand {
                 + " | speed-up \(BenchHarness.format(tu / tf, 2))×")
     }
 
-    /// Fused attention forward + backward at `length` tokens, 16 heads of 72, with tile products in `dtype`; returns
-    /// the median in ms.
-    func attentionCase(length: Int, dtype: String) -> Double {
+    /// Fused attention forward + backward at `length` tokens, 16 heads of 72, with tile products in `precision`;
+    /// returns the median in ms.
+    func attentionCase(length: Int, precision: MixedPrecision.Mode) -> Double {
         let heads = 16, headSize = 72
         let g = RandomGenerator(seed: 3)
         func input() -> Tensor {
@@ -236,12 +239,12 @@ struct BenchBlock: ParsableCommand {
         let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
         func step() {
             for x in [q, k, v] { x.grad = nil }
-            MixedPrecision.with(MixedPrecision.Mode(name: dtype) ?? .float32) { Tensor.attention(q, k, v) }.backward(dOut)
+            MixedPrecision.with(precision) { Tensor.attention(q, k, v) }.backward(dOut)
         }
         let peak = Self.stepMemory(step)
         let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
         print(
-            "attention fwd+bwd \(dtype) L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
+            "attention fwd+bwd \(precision.name) L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
                 + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))"
         )
         return t * 1e3
