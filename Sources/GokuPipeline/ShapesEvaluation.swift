@@ -39,6 +39,34 @@ extension GokuModelBundle {
         return score
     }
 
+    /// Scores the prompts' ground truth instead of generations: the detector's ceiling on this prompt set.
+    ///
+    /// Each prompt is rendered at the model's size (frame count as in `evaluateShapes`, layout seed
+    /// `options.seed + i`); with `reconstructed` the render goes through the model's VAE first (encode, posterior
+    /// mode, decode), which bounds what any transformer paired with this VAE can score.
+    public func evaluateShapesReference(
+        prompts: [(attributes: SceneAttributes, isVideo: Bool)], options: GenerationOptions, reconstructed: Bool,
+        onRecord: ((Int, ShapesEvaluationRecord) -> Void)? = nil
+    ) throws -> ShapesScore {
+        var score = ShapesScore()
+        for (i, prompt) in prompts.enumerated() {
+            let frames = prompt.isVideo ? (options.frames ?? index.frames) : 1
+            let width = options.width ?? index.width, height = options.height ?? index.height
+            var video = ShapesGenerator.render(
+                prompt.attributes, width: width, height: height, frames: frames, seed: options.seed &+ UInt64(i)
+            ).video
+            if reconstructed {
+                video = try Autograd.inference {
+                    try vae.decode(try vae.encode(video.unsqueeze(0)).mode).squeeze(0).clamp(min: -1, max: 1)
+                }
+            }
+            let judgement = ShapesJudgement(video: video, attributes: prompt.attributes)
+            score.add(judgement)
+            onRecord?(i, ShapesEvaluationRecord(attributes: prompt.attributes, judgement: judgement, video: video))
+        }
+        return score
+    }
+
     /// Reads a prompt file: one caption of the Shapes grammar per line (blank lines and `#` comments skipped); a
     /// caption with motion is a video prompt.
     /// - Throws: `GokuPipelineError.invalidOption` naming the file and line of a caption outside the grammar.

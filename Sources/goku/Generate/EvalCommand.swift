@@ -35,6 +35,17 @@ struct EvalShapesCommand: ParsableCommand {
     @Option(help: "Write every generated clip (GIF/PNG) and a results.jsonl here.")
     var saveTo: String?
 
+    /// What to score instead of generations, to bound what a model can reach on this prompt set.
+    enum Reference: String, ExpressibleByArgument, CaseIterable {
+        /// The prompts' ground-truth renders: the detector's own accuracy.
+        case rendered
+        /// The renders after the model's VAE (encode, mode, decode): the ceiling for this VAE.
+        case reconstructed
+    }
+
+    @Option(help: "Score the ground truth instead of generating: rendered or reconstructed (through the model's VAE).")
+    var reference: Reference?
+
     func run() throws {
         let bundle = try sampling.loadModel()
         let set = try prompts.map { try GokuModelBundle.readPrompts(URL(fileURLWithPath: $0)) }
@@ -47,7 +58,7 @@ struct EvalShapesCommand: ParsableCommand {
         var lines = ""
         let bar = ProgressBar(total: set.count, label: "eval shapes")
         bar.unit = "prompts"
-        let score = try bundle.evaluateShapes(prompts: set, options: options) { i, record in
+        let onRecord: (Int, ShapesEvaluationRecord) -> Void = { i, record in
             bar.update(completed: i + 1)
             guard let saveURL else { return }
             let name = String(format: "%04d", i) + (record.video.shape[1] == 1 ? ".png" : ".gif")
@@ -69,9 +80,14 @@ struct EvalShapesCommand: ParsableCommand {
                 lines += String(decoding: data, as: UTF8.self) + "\n"
             }
         }
+        let score = try reference.map {
+            try bundle.evaluateShapesReference(
+                prompts: set, options: options, reconstructed: $0 == .reconstructed, onRecord: onRecord)
+        } ?? bundle.evaluateShapes(prompts: set, options: options, onRecord: onRecord)
         bar.finish()
         if let saveURL { try Data(lines.utf8).write(to: saveURL.appendingPathComponent("results.jsonl"), options: .atomic) }
-        print("prompts: \(set.count) (\(set.filter(\.isVideo).count) videos)")
+        print("prompts: \(set.count) (\(set.filter(\.isVideo).count) videos)"
+            + (reference.map { "; scored: \($0.rawValue) ground truth, not generations" } ?? ""))
         print(score.summary)
     }
 }
