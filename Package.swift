@@ -3,7 +3,7 @@
 // Goku: rectified-flow Transformers for joint image and video generation.
 //
 // The targets are the architecture, bottom up; every dependency points down:
-//   CBLAS (OpenBLAS), CDNNL (oneDNN) → TensorCore → NN, Optim, Checkpoint → goku (CLI)
+//   CBLAS (OpenBLAS), CDNNL (oneDNN) → TensorCore → NN, Optim, Checkpoint → … → Benchmarks → goku (CLI), goku-bench
 //
 // Build flags. The numeric kernels are only fast when the compiler may use the CPU's vector units
 // (see docs/performance.md). The target CPU is chosen when the package is built:
@@ -59,6 +59,7 @@ let package = Package(
         .library(name: "VAETraining", targets: ["VAETraining"]),
         .library(name: "GokuPipeline", targets: ["GokuPipeline"]),
         .executable(name: "goku", targets: ["goku"]),
+        .executable(name: "goku-bench", targets: ["goku-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "goku",
             dependencies: [
-                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint",
+                "CBLAS", "TensorCore", "NN", "Optim", "Checkpoint", "Benchmarks",
                 "GokuModel",
                 "TextEncoder",
                 "Media",
@@ -91,6 +92,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
+        // The engine benchmarks (`goku bench block|ops|model`), also built alone as `goku-bench`, which links no
+        // media libraries and so runs on a host that has only OpenBLAS and oneDNN.
+        .target(
+            name: "Benchmarks",
+            dependencies: [
+                "CBLAS", "TensorCore", "NN", "GokuModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: kernelFlags),
+        .executableTarget(name: "goku-bench", dependencies: ["Benchmarks"]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "Checkpoint"], path: "Tests/TestSupport"),
         .testTarget(
             name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels", "TestSupport"], exclude: ["Fixtures"]),

@@ -19,8 +19,8 @@ import TensorCore
 ///
 /// Attention alone runs at the chosen dtype (bf16: its tile products on AVX-512 BF16 dot products, softmax statistics
 /// in fp32), and at bf16 also in fp32 for the same-run speed-up.
-struct BenchBlock: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchBlock: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "block",
         abstract: "One goku-1b block forward+backward, fused vs unfused, optionally beside PyTorch.")
 
@@ -35,7 +35,9 @@ struct BenchBlock: ParsableCommand {
     /// `dtype` as a mode (validated in `run`).
     var precision: MixedPrecision.Mode { MixedPrecision.Mode(name: dtype) ?? .float32 }
 
-    func run() throws {
+    public init() {}
+
+    public func run() throws {
         options.apply()
         guard MixedPrecision.Mode(name: dtype) != nil else {
             throw ValidationError("--dtype must be \(MixedPrecision.Mode.names.joined(separator: " or ")), got \(dtype)")

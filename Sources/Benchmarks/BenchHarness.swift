@@ -4,9 +4,9 @@ import Foundation
 ///
 /// Each case runs once to warm up, then repeatedly until both `minRuns` runs and `minSeconds` have passed; the
 /// median is reported (these machines are shared and noisy, so medians and same-run ratios are what to quote).
-enum BenchHarness {
+public enum BenchHarness {
     /// Median seconds of `body` over repeated runs.
-    static func median(minRuns: Int = 5, minSeconds: Double = 1.0, maxRuns: Int = 50, _ body: () -> Void) -> Double {
+    public static func median(minRuns: Int = 5, minSeconds: Double = 1.0, maxRuns: Int = 50, _ body: () -> Void) -> Double {
         body()  // warm-up
         var times: [Double] = []
         let start = Date()
@@ -21,7 +21,7 @@ enum BenchHarness {
 
     /// Resets the kernel's peak-RSS counter for this process (Linux `clear_refs` 5); false when unsupported.
     @discardableResult
-    static func resetPeakMemory() -> Bool {
+    public static func resetPeakMemory() -> Bool {
         guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
         defer { try? handle.close() }
         do { try handle.write(contentsOf: Data("5".utf8)) } catch { return false }
@@ -29,7 +29,7 @@ enum BenchHarness {
     }
 
     /// Peak resident memory of this process since the last reset, in bytes (VmHWM).
-    static func peakMemory() -> Int {
+    public static func peakMemory() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
         else { return 0 }
@@ -38,13 +38,13 @@ enum BenchHarness {
     }
 
     /// Current resident memory (VmRSS), in bytes.
-    static func residentMemory() -> Int {
+    public static func residentMemory() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return 0 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
     }
 
-    static func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
-    static func mib(_ bytes: Int) -> String { String(format: "%.0f MiB", Double(bytes) / 1_048_576) }
+    public static func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+    public static func mib(_ bytes: Int) -> String { String(format: "%.0f MiB", Double(bytes) / 1_048_576) }
 }

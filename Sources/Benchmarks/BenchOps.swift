@@ -4,8 +4,8 @@ import Foundation
 import TensorCore
 
 /// `goku bench ops`: matmul against raw `cblas_sgemm`, attention against the unfused path, elementwise against memcpy.
-struct BenchOps: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchOps: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "ops", abstract: "Matmul, attention and elementwise kernels beside their references.")
 
     @OptionGroup var options: BenchOptions
@@ -13,7 +13,9 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Which groups to run: matmul, attention, elementwise (comma separated).")
     var only: String = "matmul,attention,elementwise"
 
-    func run() throws {
+    public init() {}
+
+    public func run() throws {
         options.apply()
         let groups = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         print("goku bench ops — \(Parallel.threadCount) threads; BLAS: \(Parallel.blasDescription)")

@@ -10,13 +10,15 @@ import TensorCore
 ///   forward and backward (the GEMM floor; ratio = floor / block), timed in the same run.
 /// - The `small` preset on a packed batch (a 17-frame 64×64 video and four 64×64 images as 8×-VAE latents), beside
 ///   the same samples run one by one (checked to give the same velocities first).
-struct BenchModel: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchModel: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "model", abstract: "Goku block and small-model forward + backward, tokens/s.")
 
     @OptionGroup var options: BenchOptions
 
-    func run() throws {
+    public init() {}
+
+    public func run() throws {
         options.apply()
         print("goku bench model — \(Parallel.threadCount) threads; BLAS: \(Parallel.blasDescription)")
         try benchBlock()

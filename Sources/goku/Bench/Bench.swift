@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import TensorCore
 
 /// `goku bench`: speed of the engine's kernels beside a reference measured in the same run.
@@ -9,17 +10,4 @@ struct Bench: ParsableCommand {
             BenchOps.self, BenchBlock.self, BenchModel.self, BenchTrain.self, BenchSample.self, BenchText.self, BenchVAE.self,
             BenchCurate.self,
         ])
-}
-
-/// Options shared by benchmarks.
-struct BenchOptions: ParsableArguments {
-    @Option(help: "Worker threads (default: all cores).")
-    var threads: Int?
-
-    @Flag(help: "Smaller sizes and fewer runs, for a quick check.")
-    var quick = false
-
-    func apply() {
-        if let threads { Parallel.threadCount = threads }
-    }
 }
