@@ -46,6 +46,16 @@ bool goku_bf16_dot_available(void) {
 #endif
 }
 
+bool goku_avx512_available(void) {
+#if GOKU_HAS_X86
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    return cached;
+#else
+    return false;
+#endif
+}
+
 /// Per-thread packing buffers, grown as needed (the attention kernel calls from its worker threads).
 static _Thread_local uint32_t *packed_a = NULL, *packed_b = NULL;
 static _Thread_local size_t packed_a_pairs = 0, packed_b_pairs = 0;
@@ -231,4 +241,76 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     (void)accumulate; (void)c; (void)ldc;
     return false;
 #endif
+}
+
+// ---- Rounding Float32 arrays to bfloat16 bits (the operands of oneDNN's bf16 matrix products) ----
+//
+// Integer round to nearest even on the bit pattern, NaN kept quiet: the same bits as BFloat16.bits in TensorCore
+// (denormals are rounded, not flushed, unlike vcvtneps2bf16). These functions execute AVX512F/BW instructions only,
+// so they run wherever goku_avx512_available() holds, with or without AVX-512 BF16.
+
+#if GOKU_HAS_X86
+
+GOKU_BF16 static inline __m512i round_lanes(__m512i v) {
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(v, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(v, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(v, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(v, 16), _mm512_set1_epi32(0x40)));
+}
+
+GOKU_BF16 static void round_avx512(const float *x, uint16_t *y, size_t count) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtepi32_epi16(round_lanes(_mm512_loadu_si512(x + i))));
+    if (i < count) {
+        __mmask16 m = first((int)(count - i));
+        _mm512_mask_cvtepi32_storeu_epi16(y + i, m, round_lanes(_mm512_maskz_loadu_epi32(m, x + i)));
+    }
+}
+
+GOKU_BF16 static void round_transposed_avx512(const float *x, int rows, int cols, int ld, uint16_t *y) {
+    __m512i r[16];
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        __mmask16 store = first(rows - r0);
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            __mmask16 load = first(cols - c0);
+            for (int i = 0; i < 16; i++)
+                r[i] = r0 + i < rows ? round_lanes(_mm512_maskz_loadu_epi32(load, x + (size_t)(r0 + i) * (size_t)ld + c0))
+                                     : _mm512_setzero_si512();
+            transpose16(r);
+            int n = cols - c0 < 16 ? cols - c0 : 16;
+            for (int c = 0; c < n; c++)
+                _mm512_mask_cvtepi32_storeu_epi16(y + (size_t)(c0 + c) * (size_t)rows + r0, store, r[c]);
+        }
+    }
+}
+#endif
+
+static inline uint16_t round_one(float value) {
+    uint32_t v;
+    memcpy(&v, &value, 4);
+    if ((v & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v >> 16) | 0x40);
+    return (uint16_t)((v + 0x7fffu + ((v >> 16) & 1u)) >> 16);
+}
+
+void goku_round_bf16(const float *x, uint16_t *y, size_t count) {
+#if GOKU_HAS_X86
+    if (goku_avx512_available()) {
+        round_avx512(x, y, count);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; i++) y[i] = round_one(x[i]);
+}
+
+void goku_round_bf16_transposed(const float *x, int rows, int cols, int ld, uint16_t *y) {
+#if GOKU_HAS_X86
+    if (goku_avx512_available()) {
+        round_transposed_avx512(x, rows, cols, ld, y);
+        return;
+    }
+#endif
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) y[(size_t)c * (size_t)rows + r] = round_one(x[(size_t)r * (size_t)ld + c]);
 }

@@ -16,4 +16,15 @@ bool goku_bf16_dot_available(void);
 bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, bool accumulate, float *c, int ldc);
 
+/// Whether this CPU has AVX-512 F and BW (the rounding functions below use them when it does).
+bool goku_avx512_available(void);
+
+/// y[i] = x[i] rounded to bfloat16 bits (round to nearest even on the bit pattern, NaN kept quiet, denormals
+/// rounded like any value): the same bits as TensorCore's BFloat16.bits. Vectorised on AVX-512F.
+void goku_round_bf16(const float *x, uint16_t *y, size_t count);
+
+/// y (cols x rows, row-major) = x (rows x cols, row stride ld) transposed and rounded as goku_round_bf16, in one pass
+/// (16 x 16 blocks transposed in registers on AVX-512F).
+void goku_round_bf16_transposed(const float *x, int rows, int cols, int ld, uint16_t *y);
+
 #endif

@@ -1,4 +1,5 @@
 import CDNNL
+import CKernels
 import Foundation
 
 /// bfloat16 matrix products through oneDNN's matmul primitive: C (Float32) = op(A)·op(B) with A and B rounded to
@@ -11,7 +12,9 @@ import Foundation
 ///   the storage's identity and transposition and checked against its `version` (bumped by every in-place write:
 ///   `assign`, optimizer steps) and its liveness (a weak reference, so a new storage at a freed address never matches
 ///   a stale entry). A changed weight is reordered again on its next use.
-/// - Other operands are rounded to bfloat16 in place of their layout (transposes become strides) for each call.
+/// - Other operands are rounded to bfloat16 for each call: A into row-major order (a transposed A is transposed in the
+///   same pass, so the primitive always reads a plain source), a B that is not a parameter in its own layout (a
+///   transpose becomes strides).
 ///
 /// Any oneDNN error makes `gemm` return false, and the caller falls back to Float32 sgemm.
 enum DNNLMatmul {
@@ -180,22 +183,11 @@ enum DNNLMatmul {
         return to
     }
 
-    /// Rounds `count` Floats to bfloat16 bits (round to nearest even, NaN kept quiet, as `BFloat16.bits`), sixteen
-    /// lanes at a time on the calling thread: oneDNN's OpenMP workers are still spinning right after a product, and
-    /// a second thread pool competing with them for the cores costs more than the pass itself.
+    /// Rounds `count` Floats to bfloat16 bits (round to nearest even, NaN kept quiet, as `BFloat16.bits`) on the
+    /// calling thread (`goku_round_bf16`: AVX-512 where the CPU has it): oneDNN's OpenMP workers are still spinning
+    /// right after a product, and a second thread pool competing with them for the cores costs more than the pass.
     static func roundToBFloat16(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, _ count: Int) {
-        var i = 0
-        while i + 16 <= count {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt32>.self)
-            var r = (v &+ 0x7fff &+ ((v &>> 16) & 1)) &>> 16
-            r.replace(with: (v &>> 16) | 0x40, where: (v & 0x7fff_ffff) .> 0x7f80_0000)
-            for j in 0..<16 { y[i + j] = UInt16(truncatingIfNeeded: r[j]) }
-            i += 16
-        }
-        while i < count {
-            y[i] = BFloat16.bits(from: x[i])
-            i += 1
-        }
+        goku_round_bf16(x, y, count)
     }
 
     /// C (M, N, row-major, Float32) = op(A)·op(B) in bfloat16 with Float32 accumulation; false when oneDNN is
@@ -211,12 +203,18 @@ enum DNNLMatmul {
         guard let context else { return false }
         lock.lock()
         defer { lock.unlock() }
-        let key = PrimitiveKey(m: m, n: n, k: k, transA: transA, transB: transB, packedWeights: weight != nil)
-        guard let p = primitive(key, context), var srcMD = descriptor(m, k, dnnl_bf16, transposed: transA),
+        // A is always handed over row-major: a transposed A is transposed while it is rounded (one pass either way),
+        // so every product runs the primitive for a plain source, whose AMX/AVX-512 kernels need no copy of it.
+        let key = PrimitiveKey(m: m, n: n, k: k, transA: false, transB: transB, packedWeights: weight != nil)
+        guard let p = primitive(key, context), var srcMD = descriptor(m, k, dnnl_bf16, transposed: false),
             var dstMD = descriptor(m, n, dnnl_f32, transposed: false)
         else { return false }
         let aBits = TensorStorage(dtype: .bfloat16, count: m * k)
-        roundToBFloat16(a, aBits.pointer(as: UInt16.self), m * k)
+        if transA {
+            goku_round_bf16_transposed(a, Int32(k), Int32(m), Int32(m), aBits.pointer(as: UInt16.self))
+        } else {
+            roundToBFloat16(a, aBits.pointer(as: UInt16.self), m * k)
+        }
         var src: dnnl_memory_t?, dst: dnnl_memory_t?
         guard dnnl_memory_create(&src, &srcMD, context.engine, aBits.rawPointer) == dnnl_success, let src else {
             return false
