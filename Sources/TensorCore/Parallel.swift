@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Dispatch
 import Foundation
 
@@ -30,6 +31,7 @@ public enum Parallel {
         if !configured {
             configured = true
             openblas_set_num_threads(Int32(_threadCount))
+            if let warning = blasCoreWarning { FileHandle.standardError.write(Data("goku: \(warning)\n".utf8)) }
         }
     }
 
@@ -70,5 +72,19 @@ public enum Parallel {
         let config = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
         return "\(config.trimmingCharacters(in: .whitespaces)) (core \(core), \(openblas_get_num_threads()) threads)"
+            + (blasCoreWarning.map { " — \($0)" } ?? "")
+    }
+
+    /// OpenBLAS kernels that use AVX-512.
+    static let avx512BLASCores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+
+    /// A warning when OpenBLAS's run-time dispatch chose kernels without AVX-512 on a CPU that has it (a virtual
+    /// machine that masks the CPU model can lead it to pick e.g. `Prescott`, about 8× slower), else nil. The choice is
+    /// made when the library loads, so only the environment can change it: `OPENBLAS_CORETYPE=SkylakeX`.
+    public static var blasCoreWarning: String? {
+        guard goku_avx512_available(), let name = openblas_get_corename().map({ String(cString: $0) }),
+            !avx512BLASCores.contains(name.lowercased())
+        else { return nil }
+        return "warning: this CPU has AVX-512 but OpenBLAS chose its \(name) kernels; set OPENBLAS_CORETYPE=SkylakeX"
     }
 }
