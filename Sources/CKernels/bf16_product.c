@@ -18,6 +18,8 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define GOKU_HAS_X86 1
 #else
 #define GOKU_HAS_X86 0
@@ -198,6 +200,154 @@ GOKU_BF16 static void block(int rows, int cols, int pairs, const uint32_t *a, in
 }
 #endif
 
+#if GOKU_HAS_X86
+// ---- AMX tiles (TDPBF16PS) for the same products, where the CPU has AMX-BF16 and Linux grants the tile state ----
+//
+// The packed layouts above are AMX's own: a tile of A is 16 rows of op(A) x 16 pairs ([i][q], 64 bytes a row) and a
+// tile of B is 16 pair rows x 16 columns ([q][j]), so AMX only needs A always packed [i][q] and the pair count padded
+// to a multiple of 16 with zeros. C is computed in 32 x 32 blocks (four 16 x 16 Float32 tiles, two of A, two of B),
+// stored through a small buffer and scaled / accumulated into C with masked AVX-512 stores.
+
+#define GOKU_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+// Opt-in (GOKU_ATTENTION_AMX=1): this path has not yet run on AMX hardware. scripts/bench/check_bf16_tiles.c checks
+// it against Float64 products of the rounded operands and times it beside the AVX-512 BF16 path; once that passes on
+// an AMX machine it can become the default.
+
+/// -1: not decided yet; 0: off (not asked for, no AMX, or no permission); 1: on.
+static int amx_state = -1;
+/// Whether the AMX path was asked for (GOKU_ATTENTION_AMX=1, or goku_bf16_use_amx(1)).
+static int amx_requested = -1;
+
+static bool amx_available(void) {
+    if (amx_state >= 0) return amx_state;
+    if (amx_requested < 0) {
+        const char *env = getenv("GOKU_ATTENTION_AMX");
+        amx_requested = env && env[0] == '1';
+    }
+    int ok = 0;
+    unsigned eax, ebx, ecx, edx;
+    if (amx_requested && goku_bf16_dot_available() && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)
+        && (edx & (1u << 22)) && (edx & (1u << 24))) {  // AMX-BF16, AMX-TILE
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        (void)hi;
+        // XCR0 bits 17 and 18 (tile config and data) enabled by the OS; then ask Linux for the tile data state
+        // (ARCH_REQ_XCOMP_PERM 0x1023, XFEATURE_XTILEDATA 18), without which the first tile instruction faults.
+        if ((lo & 0x60000u) == 0x60000u && syscall(SYS_arch_prctl, 0x1023, 18) == 0) ok = 1;
+    }
+    amx_state = ok;
+    return ok;
+}
+
+/// Turns the AMX path on (where the CPU and OS allow it) or off, overriding GOKU_ATTENTION_AMX (for the check).
+void goku_bf16_use_amx(int on) {
+    amx_requested = on != 0;
+    amx_state = -1;
+    (void)amx_available();
+}
+int goku_bf16_amx_active(void) { return amx_available(); }
+
+struct goku_tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+/// Loads the tile configuration (eight 16 x 64-byte tiles) on every call: oneDNN's AMX kernels load their own
+/// configurations on the same threads, so a cached one could be stale.
+GOKU_AMX static void amx_configure(void) {
+    struct goku_tile_config cfg __attribute__((aligned(64)));
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/// C[0..rows)[0..cols) (+)= alpha * tile, from a 16 x 16 Float32 buffer.
+GOKU_BF16 static void amx_store(const float *tile, int rows, int cols, float alpha, bool accumulate, float *c, int ldc) {
+    __mmask16 m = first(cols);
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int r = 0; r < rows; r++) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(tile + 16 * r), va);
+        float *out = c + (size_t)r * (size_t)ldc;
+        if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out), v);
+        _mm512_mask_storeu_ps(out, m, v);
+    }
+}
+
+/// The product on tiles: pa [i][q] (m16 rows of pk pairs, pk a multiple of 16), pb [q][j] (pk rows of n32).
+GOKU_AMX static void amx_product(int m, int n, int pk, const uint32_t *pa, const uint32_t *pb, int n32, float alpha,
+                                 bool accumulate, float *c, int ldc) {
+    amx_configure();
+    float out[4][256] __attribute__((aligned(64)));
+    const size_t sa = (size_t)pk * 4, sb = (size_t)n32 * 4;
+    for (int i = 0; i < m; i += 32) {
+        int two_rows = m - i > 16;
+        const uint32_t *a0 = pa + (size_t)i * (size_t)pk, *a1 = a0 + 16 * (size_t)pk;
+        for (int j = 0; j < n; j += 32) {
+            int two_cols = n - j > 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int q = 0; q < pk; q += 16) {
+                const uint32_t *b = pb + (size_t)q * (size_t)n32 + j;
+                _tile_loadd(4, a0 + q, sa);
+                _tile_loadd(6, b, sb);
+                _tile_dpbf16ps(0, 4, 6);
+                if (two_cols) {
+                    _tile_loadd(7, b + 16, sb);
+                    _tile_dpbf16ps(1, 4, 7);
+                }
+                if (two_rows) {
+                    _tile_loadd(5, a1 + q, sa);
+                    _tile_dpbf16ps(2, 5, 6);
+                    if (two_cols) _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, out[0], 64);
+            _tile_stored(1, out[1], 64);
+            _tile_stored(2, out[2], 64);
+            _tile_stored(3, out[3], 64);
+            int rows0 = m - i < 16 ? m - i : 16, rows1 = m - i - 16 < 16 ? m - i - 16 : 16;
+            int cols0 = n - j < 16 ? n - j : 16, cols1 = n - j - 16 < 16 ? n - j - 16 : 16;
+            float *c0 = c + (size_t)i * (size_t)ldc + j, *c1 = c0 + 16 * (size_t)ldc;
+            amx_store(out[0], rows0, cols0, alpha, accumulate, c0, ldc);
+            if (two_cols) amx_store(out[1], rows0, cols1, alpha, accumulate, c0 + 16, ldc);
+            if (two_rows) {
+                amx_store(out[2], rows1, cols0, alpha, accumulate, c1, ldc);
+                if (two_cols) amx_store(out[3], rows1, cols1, alpha, accumulate, c1 + 16, ldc);
+            }
+        }
+    }
+}
+
+/// pa[i * pk + q] = t[q * m16 + i] for the pair-major packing t of a transposed A: 16 x 16 blocks in registers.
+GOKU_BF16 static void pairs_to_rows(uint32_t *pa, int pk, const uint32_t *t, int pairs, int m16) {
+    __m512i r[16];
+    for (int q0 = 0; q0 < pk; q0 += 16) {
+        for (int i0 = 0; i0 < m16; i0 += 16) {
+            for (int x = 0; x < 16; x++)
+                r[x] = q0 + x < pairs ? _mm512_loadu_si512((const void *)(t + (size_t)(q0 + x) * (size_t)m16 + i0))
+                                      : _mm512_setzero_si512();
+            transpose16(r);
+            for (int x = 0; x < 16; x++) _mm512_storeu_si512((void *)(pa + (size_t)(i0 + x) * (size_t)pk + q0), r[x]);
+        }
+    }
+}
+#else
+void goku_bf16_use_amx(int on) { (void)on; }
+int goku_bf16_amx_active(void) { return 0; }
+#endif
+
+/// Per-thread buffer for the pair-major staging of a transposed A on the AMX path.
+static _Thread_local uint32_t *staged_a = NULL;
+static _Thread_local size_t staged_a_pairs = 0;
+
 bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, bool accumulate, float *c, int ldc) {
 #if GOKU_HAS_X86
@@ -206,6 +356,29 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     int pairs = (k + 1) / 2;
     int m16 = (m + 15) / 16 * 16;  // padded rows of op(A): A is packed pair-major, [q][i]
     int n32 = (n + 31) / 32 * 32;  // padded columns of op(B): B is packed [q][j]
+    if (amx_available()) {
+        int pk = (pairs + 15) / 16 * 16;  // pairs padded to whole tiles, with zeros
+        uint32_t *pa = buffer(&packed_a, &packed_a_pairs, (size_t)pk * (size_t)m16);
+        uint32_t *pb = buffer(&packed_b, &packed_b_pairs, (size_t)pk * (size_t)n32);
+        if (!pa || !pb) return false;
+        if (trans_a) {
+            uint32_t *t = buffer(&staged_a, &staged_a_pairs, (size_t)pairs * (size_t)m16);
+            if (!t) return false;
+            interleave_rows(t, m16, pairs, m16, a, lda, k, m);
+            pairs_to_rows(pa, pk, t, pairs, m16);
+        } else {
+            convert_rows(pa, pk, pk, a, lda, m, k);
+            memset(pa + (size_t)m * (size_t)pk, 0, (size_t)(m16 - m) * (size_t)pk * 4);
+        }
+        if (trans_b) {
+            convert_transpose(pb, n32, pairs, n32, b, ldb, n, k);
+        } else {
+            interleave_rows(pb, n32, pairs, n32, b, ldb, k, n);
+        }
+        memset(pb + (size_t)pairs * (size_t)n32, 0, (size_t)(pk - pairs) * (size_t)n32 * 4);
+        amx_product(m, n, pk, pa, pb, n32, alpha, accumulate, c, ldc);
+        return true;
+    }
     uint32_t *pa = buffer(&packed_a, &packed_a_pairs, (size_t)pairs * (size_t)m16);
     uint32_t *pb = buffer(&packed_b, &packed_b_pairs, (size_t)pairs * (size_t)n32);
     if (!pa || !pb) return false;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs `goku-bench` (the engine benchmarks, no media libraries) with the shared libraries it needs that a plain
-# Linux host may lack (the Swift runtime, OpenBLAS, oneDNN), and a script that runs the block / attention / matmul
-# suite beside PyTorch, so that the figures can be taken on a host without the Swift toolchain (e.g. one with AMX).
+# Linux host may lack (the Swift runtime, OpenBLAS, oneDNN), the bf16 tile check (scripts/bench/check_bf16_tiles.c),
+# and a script that runs the block / attention / matmul suite beside PyTorch, so that the figures can be taken on a host without the Swift toolchain (e.g. one with AMX).
 #
 # Usage (from the repository root, after scripts/setup.sh):
 #   scripts/bench/bundle_goku_bench.sh [OUT.tar.xz]          default out/goku-bench.tar.xz
@@ -16,6 +16,8 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/goku-bench/lib" "$stage/goku-bench/scripts/bench"
 cp .build/release/goku-bench "$stage/goku-bench/"
 cp scripts/bench/torch_block.py "$stage/goku-bench/scripts/bench/"
+gcc -O2 -I Sources/CKernels/include scripts/bench/check_bf16_tiles.c Sources/CKernels/bf16_product.c -lm \
+    -o "$stage/goku-bench/check_bf16_tiles"
 # Every resolved library except the C runtime's own (glibc, libstdc++, libgcc_s), which the host provides.
 ldd .build/release/goku-bench | awk '$3 ~ /^\// {print $3}' \
     | grep -v -E '/(libc|libm|libpthread|libdl|librt|libresolv|libstdc\+\+|libgcc_s)\.so' \
@@ -36,6 +38,10 @@ cd "$here"
     taskset -c 0,1 ./goku-bench block --dtype bf16 --threads 2 --compare-torch
     taskset -c 0,1 ./goku-bench block --dtype fp32 --threads 2 --compare-torch
     taskset -c 0,1 ./goku-bench ops --only matmul --threads 2
+    # The attention tiles on AMX (opt-in until checked on such a machine): checked, then timed in the block.
+    if taskset -c 0 ./check_bf16_tiles && grep -qw amx_bf16 /proc/cpuinfo; then
+        GOKU_ATTENTION_AMX=1 taskset -c 0,1 ./goku-bench block --dtype bf16 --threads 2 --compare-torch
+    fi
 } 2>&1 | tee "$log"
 RUN
 chmod +x "$stage/goku-bench/run.sh"
