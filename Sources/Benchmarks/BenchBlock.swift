@@ -230,15 +230,8 @@ public struct BenchBlock: ParsableCommand {
     /// returns the median in ms.
     func attentionCase(length: Int, precision: MixedPrecision.Mode) -> Double {
         let heads = 16, headSize = 72
-        let g = RandomGenerator(seed: 3)
-        func input() -> Tensor {
-            let t = Tensor.randn([1, length, heads, headSize], generator: g)
-            t.requiresGrad = true
-            return t
-        }
-        let q = input(), k = input(), v = input()
-        let dOut = Tensor.randn([1, length, heads, headSize], generator: g)
-        let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
+        let inputs = AttentionBenchInputs(length: length, heads: heads, headSize: headSize)
+        let (q, k, v, dOut, flops) = (inputs.q, inputs.k, inputs.v, inputs.dOut, inputs.flops)
         func step() {
             for x in [q, k, v] { x.grad = nil }
             MixedPrecision.with(precision) { Tensor.attention(q, k, v) }.backward(dOut)

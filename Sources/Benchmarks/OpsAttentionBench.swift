@@ -1,6 +1,28 @@
 import Foundation
 import TensorCore
 
+/// Random q, k, v (leaves that require gradients) and an upstream gradient, (1, L, Nh, Dh), for attention benchmarks.
+struct AttentionBenchInputs {
+    let q: Tensor, k: Tensor, v: Tensor, dOut: Tensor
+    /// Model FLOPs of forward + backward: forward 4·L²·Dh per head (QKᵀ and P·V); backward counted as 2.5× forward
+    /// (5 products, the recomputation of QKᵀ not counted), as FlashAttention reports.
+    let flops: Double
+
+    init(length: Int, heads: Int, headSize: Int, seed: UInt64 = 3) {
+        let g = RandomGenerator(seed: seed)
+        func input() -> Tensor {
+            let t = Tensor.randn([1, length, heads, headSize], generator: g)
+            t.requiresGrad = true
+            return t
+        }
+        q = input()
+        k = input()
+        v = input()
+        dOut = Tensor.randn([1, length, heads, headSize], generator: g)
+        flops = 4.0 * Double(length * length * headSize * heads) * 3.5
+    }
+}
+
 /// Attention forward+backward at L tokens, 16 heads: the fused kernel vs the unfused path (QKᵀ, softmax, ·V as
 /// separate ops, which materialises the L×L scores), each with its peak resident memory.
 struct OpsAttentionBench {
@@ -10,17 +32,8 @@ struct OpsAttentionBench {
         let length = quick ? 1024 : 4096
         for headSize in [64, 72] {
             let heads = 16
-            let g = RandomGenerator(seed: 3)
-            func input() -> Tensor {
-                let t = Tensor.randn([1, length, heads, headSize], generator: g)
-                t.requiresGrad = true
-                return t
-            }
-            let q = input(), k = input(), v = input()
-            let dOut = Tensor.randn([1, length, heads, headSize], generator: g)
-            // Model FLOPs: forward 4·L²·Dh per head (QKᵀ and P·V); backward counted as 2.5× forward (5 products,
-            // the recomputation of QKᵀ not counted), as FlashAttention reports.
-            let flops = 4.0 * Double(length * length * headSize * heads) * 3.5
+            let inputs = AttentionBenchInputs(length: length, heads: heads, headSize: headSize)
+            let (q, k, v, dOut, flops) = (inputs.q, inputs.k, inputs.v, inputs.dOut, inputs.flops)
 
             func fused() {
                 let out = Tensor.attention(q, k, v)
