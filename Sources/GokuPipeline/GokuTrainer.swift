@@ -54,7 +54,9 @@ public final class GokuTrainer {
     let ddpm: DDPMSchedule?
     var generator: RandomGenerator
     let store: CheckpointStore
-    let log: MetricsLog
+    /// Opened when training starts (not by `init`), so that exporting from a run that another process is still
+    /// training leaves its log alone: opening drops the records past the resumed checkpoint.
+    private var log: MetricsLog?
     var previousSeconds = 0.0
     /// The shuffled order of the current epoch (recomputed only when the epoch changes).
     var epochOrder: (epoch: Int, order: [Int])?
@@ -114,8 +116,6 @@ public final class GokuTrainer {
 
         store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
         let snapshot = try store.latest().map { try CheckpointStore.load(from: $0) }
-        log = try MetricsLog(
-            url: runDirectory.appendingPathComponent("metrics.jsonl"), resumingAt: snapshot?.state.step ?? 0)
         if let snapshot {
             try loadPrefixed(snapshot.groups["model"] ?? [:])
             try optimizer.loadStateDictionary(snapshot.groups["optimizer"] ?? [:])
@@ -193,6 +193,8 @@ public final class GokuTrainer {
     /// Trains to `config.steps` with checkpoints, progress and the metrics log, then exports the model folder
     /// `<run>/model` (EMA weights, transformer in bf16).
     public func run(showProgress: Bool = true, output: FileHandle = .standardError) throws {
+        let log = try self.log ?? MetricsLog(url: runDirectory.appendingPathComponent("metrics.jsonl"), resumingAt: step)
+        self.log = log
         let bar = ProgressBar(total: config.steps, label: "train", output: output, interactive: showProgress ? nil : false)
         bar.resume(at: step)
         let start = Date()

@@ -86,6 +86,27 @@ final class GokuPipelineTests: XCTestCase {
         XCTAssertEqual(try bundle.generate(options).video.shape, [3, 5, 16, 16])
     }
 
+    /// Opening a run only to export it (`goku train --export-only`, possibly while another process trains it)
+    /// leaves its metrics log as it is; training from the checkpoint then drops the records past it.
+    func testExportLeavesTheMetricsLogAlone() throws {
+        let run = Self.folder.appendingPathComponent("export-log")
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let url = run.appendingPathComponent("metrics.jsonl")
+        let handle = try FileHandle(forWritingTo: url)
+        handle.seekToEndOfFile()
+        handle.write(Data("{\"step\":3,\"loss\":0.5}\n".utf8))  // as a live run past the checkpoint would
+        try handle.close()
+        let before = try Data(contentsOf: url)
+        let exporter = try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+        try exporter.export(to: run.appendingPathComponent("exported"))
+        XCTAssertEqual(try Data(contentsOf: url), before, "export rewrote the metrics log")
+        let resumed = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: run, showProgress: false)
+        try resumed.run(showProgress: false, output: devNull)
+        let steps = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").filter { $0.contains("\"step\":3") }
+        XCTAssertEqual(steps.count, 1, "the record past the checkpoint was dropped and step 3 logged once")
+    }
+
     /// Bad requests are named, not crashes.
     func testGenerationErrors() throws {
         let run = Self.folder.appendingPathComponent("errors")
