@@ -25,18 +25,13 @@ extension GokuModelBundle {
         prompts: [(attributes: SceneAttributes, isVideo: Bool)], options: GenerationOptions,
         onRecord: ((Int, ShapesEvaluationRecord) -> Void)? = nil
     ) throws -> ShapesScore {
-        var score = ShapesScore()
-        for (i, prompt) in prompts.enumerated() {
+        try scoreClips(prompts: prompts, options: options, onRecord: onRecord) { attributes, frames, seed in
             var request = options
-            request.prompt = prompt.attributes.caption
-            request.frames = prompt.isVideo ? (options.frames ?? index.frames) : 1
-            request.seed = options.seed &+ UInt64(i)
-            let result = try generate(request)
-            let judgement = ShapesJudgement(video: result.video, attributes: prompt.attributes)
-            score.add(judgement)
-            onRecord?(i, ShapesEvaluationRecord(attributes: prompt.attributes, judgement: judgement, video: result.video))
+            request.prompt = attributes.caption
+            request.frames = frames
+            request.seed = seed
+            return try generate(request).video
         }
-        return score
     }
 
     /// Scores the prompts' ground truth instead of generations: the detector's ceiling on this prompt set.
@@ -48,18 +43,27 @@ extension GokuModelBundle {
         prompts: [(attributes: SceneAttributes, isVideo: Bool)], options: GenerationOptions, reconstructed: Bool,
         onRecord: ((Int, ShapesEvaluationRecord) -> Void)? = nil
     ) throws -> ShapesScore {
+        let width = options.width ?? index.width, height = options.height ?? index.height
+        return try scoreClips(prompts: prompts, options: options, onRecord: onRecord) { attributes, frames, seed in
+            let video = ShapesGenerator.render(attributes, width: width, height: height, frames: frames, seed: seed).video
+            guard reconstructed else { return video }
+            return try Autograd.inference {
+                try vae.decode(try vae.encode(video.unsqueeze(0)).mode).squeeze(0).clamp(min: -1, max: 1)
+            }
+        }
+    }
+
+    /// The scoring loop both evaluations share: prompt i gets its frame count (the model's for a video prompt, 1 for
+    /// an image) and seed `options.seed + i`, `clip` makes its (3, T, H, W) clip, and the detector judges it.
+    private func scoreClips(
+        prompts: [(attributes: SceneAttributes, isVideo: Bool)], options: GenerationOptions,
+        onRecord: ((Int, ShapesEvaluationRecord) -> Void)?,
+        clip: (_ attributes: SceneAttributes, _ frames: Int, _ seed: UInt64) throws -> Tensor
+    ) throws -> ShapesScore {
         var score = ShapesScore()
         for (i, prompt) in prompts.enumerated() {
             let frames = prompt.isVideo ? (options.frames ?? index.frames) : 1
-            let width = options.width ?? index.width, height = options.height ?? index.height
-            var video = ShapesGenerator.render(
-                prompt.attributes, width: width, height: height, frames: frames, seed: options.seed &+ UInt64(i)
-            ).video
-            if reconstructed {
-                video = try Autograd.inference {
-                    try vae.decode(try vae.encode(video.unsqueeze(0)).mode).squeeze(0).clamp(min: -1, max: 1)
-                }
-            }
+            let video = try clip(prompt.attributes, frames, options.seed &+ UInt64(i))
             let judgement = ShapesJudgement(video: video, attributes: prompt.attributes)
             score.add(judgement)
             onRecord?(i, ShapesEvaluationRecord(attributes: prompt.attributes, judgement: judgement, video: video))
