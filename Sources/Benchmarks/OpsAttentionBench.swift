@@ -57,6 +57,16 @@ struct OpsAttentionBench {
             let diff = Autograd.inference { (a - b).abs().max().item() }
             precondition(diff < 1e-3, "attention bench: fused and unfused results differ by \(diff)")
 
+            // The Float32 tiles on the portable Swift panels, against the AVX-512 kernel the engine uses here.
+            var panels = ""
+            if q.dtype == .float32 && AttentionTile.hasFloat32Kernel && AttentionTile.usesFloat32Kernel {
+                AttentionTile.usesFloat32Kernel = false
+                let tPanels = BenchHarness.median(minRuns: 3, minSeconds: 0.5, fused)
+                AttentionTile.usesFloat32Kernel = true
+                let tVector = BenchHarness.median(minRuns: 3, minSeconds: 0.5, fused)
+                panels = " | fused on Swift panels \(BenchHarness.format(tPanels * 1e3)) ms, AVX-512 tiles "
+                    + "\(BenchHarness.format(tVector * 1e3)) ms (speed ratio \(BenchHarness.format(tPanels / tVector, 2)))"
+            }
             let base = BenchHarness.residentMemory()
             BenchHarness.resetPeakMemory()
             let tFused = BenchHarness.median(minRuns: 3, minSeconds: 0.5, fused)
@@ -68,7 +78,7 @@ struct OpsAttentionBench {
                 "attention fwd+bwd L=\(length) Nh=\(heads) Dh=\(headSize): fused \(BenchHarness.format(tFused * 1e3)) ms "
                     + "\(BenchHarness.format(flops / tFused / 1e9)) GFLOP/s, peak +\(BenchHarness.mib(peakFused))"
                     + " | unfused \(BenchHarness.format(tUnfused * 1e3)) ms \(BenchHarness.format(flops / tUnfused / 1e9)) GFLOP/s,"
-                    + " peak +\(BenchHarness.mib(peakUnfused)) | speed ratio \(BenchHarness.format(tUnfused / tFused, 2))")
+                    + " peak +\(BenchHarness.mib(peakUnfused)) | speed ratio \(BenchHarness.format(tUnfused / tFused, 2))" + panels)
         }
     }
 }

@@ -16,6 +16,25 @@ bool goku_bf16_dot_available(void);
 bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, bool accumulate, float *c, int ldc);
 
+/// C = alpha * op(A) * op(B), or C += alpha * op(A) * op(B) when `accumulate`, in Float32 on AVX-512F, with gemm's
+/// conventions as goku_bf16_product. Returns false, writing nothing, when the CPU lacks AVX-512 F and BW.
+bool goku_f32_product(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                      const float *b, int ldb, bool accumulate, float *c, int ldc);
+
+/// The online-softmax update of one forward attention tile (rows x cols scores, row stride cols), on AVX-512F: per row,
+/// m = max(row_max, max of the row); the row becomes exp(score - m) (all zeros when m is -inf, leaving that row's
+/// state alone); row_sum = row_sum * exp(row_max - m) + the row's sum; the row's dh accumulated outputs in `acc`
+/// (row stride dh) are scaled by the same factor; row_max = m. Returns false, writing nothing, without AVX-512.
+bool goku_attention_softmax_tile(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc, int dh);
+
+/// p[i][j] = exp(p[i][j] - lse[i]) for a rows x cols tile (row stride cols): the backward pass's recomputed
+/// probabilities (lse = +inf gives zeros). Returns false, writing nothing, without AVX-512.
+bool goku_attention_probabilities(float *p, int rows, int cols, const float *lse);
+
+/// ds[i][j] = p[i][j] * (ds[i][j] - delta[i]) for rows x cols tiles (row stride cols): the score gradient from the
+/// probability gradient. Returns false, writing nothing, without AVX-512.
+bool goku_attention_score_gradient(float *ds, const float *p, int rows, int cols, const float *delta);
+
 /// Whether this CPU has AVX-512 F and BW (the rounding functions below use them when it does).
 bool goku_avx512_available(void);
 

@@ -87,7 +87,7 @@ extension AttentionKernel {
                 AttentionTile.product(
                     transA: false, transB: true, m: rows, n: cols, k: dh, alpha: scale, a: io.q + qOffset, lda: rs,
                     b: io.k + kOffset, ldb: rs, accumulate: false, c: p, ldc: cols, scratch: transposed, bfloat16: plan.bfloat16)
-                for i in 0..<rows { AttentionMath.exp(p + i * cols, cols, minus: lse[q0 + i]) }
+                AttentionMath.probabilities(p, rows: rows, cols: cols, logSumExp: lse + q0)
                 if kept < cols {
                     plan.keep.withUnsafeBufferPointer {
                         AttentionMath.fillMasked(
@@ -103,10 +103,7 @@ extension AttentionKernel {
                 AttentionTile.product(
                     transA: false, transB: true, m: rows, n: cols, k: dh, alpha: 1, a: io.gradOut + qOffset, lda: rs,
                     b: io.v + kOffset, ldb: rs, accumulate: false, c: ds, ldc: cols, scratch: transposed, bfloat16: plan.bfloat16)
-                for i in 0..<rows {
-                    let d = delta[q0 - queries.lowerBound + i], pr = p + i * cols, dr = ds + i * cols
-                    for j in 0..<cols { dr[j] = pr[j] * (dr[j] - d) }
-                }
+                AttentionMath.scoreGradient(ds, probabilities: p, rows: rows, cols: cols, delta: delta + q0 - queries.lowerBound)
                 if io.needQ {
                     AttentionTile.product(
                         transA: false, transB: false, m: rows, n: dh, k: cols, alpha: scale, a: ds, lda: cols,

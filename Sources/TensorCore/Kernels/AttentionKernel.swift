@@ -87,23 +87,7 @@ enum AttentionKernel {
                         tile, rows: rows, cols: cols, keep: $0.baseAddress! + b * plan.keyCount + k0, value: -.infinity)
                 }
             }
-            for i in 0..<rows {
-                let row = tile + i * cols
-                let m = max(rowMax[i], AttentionMath.maximum(row, cols))
-                if m == -.infinity {
-                    row.update(repeating: 0, count: cols)
-                    continue
-                }
-                AttentionMath.exp(row, cols, minus: m)
-                // Rescale what earlier tiles accumulated to the new maximum (0 before the first visible key).
-                let correction = T.exp(rowMax[i] - m)
-                rowSum[i] = rowSum[i] * correction + AttentionMath.sum(row, cols)
-                if correction != 1 {
-                    let a = acc + i * dh
-                    for d in 0..<dh { a[d] *= correction }
-                }
-                rowMax[i] = m
-            }
+            AttentionMath.onlineSoftmax(tile, rows: rows, cols: cols, rowMax: rowMax, rowSum: rowSum, acc: acc, dh: dh)
             AttentionTile.product(
                 transA: false, transB: false, m: rows, n: dh, k: cols, alpha: 1, a: tile, lda: cols,
                 b: io.v + kOffset, ldb: rs, accumulate: true, c: acc, ldc: dh, scratch: transposed, bfloat16: plan.bfloat16)

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// Hand-written products of attention tiles, register-blocked on explicit SIMD vectors: each panel keeps 8 rows × one
 /// vector of C (16, 8 or 4 columns) in registers while it streams over k, broadcasting A and loading one row of B.
@@ -13,9 +14,21 @@ import CKernels
 /// In bfloat16 (`AttentionPlan.bfloat16`, inside a `MixedPrecision.bfloat16` scope) the products run in C on AVX-512
 /// BF16 dot products (`goku_bf16_product`: operands rounded to bfloat16 while packed, Float32 accumulation), which
 /// retire twice the multiply-adds of Float32 FMAs per instruction.
-enum AttentionTile {
+///
+/// In Float32 on a CPU with AVX-512 the products run in C too (`goku_f32_product`): B packed into 32-column panels and
+/// a 12 × 32 micro-kernel, 24 multiply-adds per 2 loads and 12 broadcasts where the Swift panels below do 8 per 1 and
+/// 8. The Swift panels remain the path for Float64 and for CPUs without AVX-512, and the reference the C kernel is
+/// tested against.
+public enum AttentionTile {
     /// Whether the bfloat16 products exist on this CPU (AVX-512 BF16).
     static let hasBFloat16 = goku_bf16_dot_available()
+
+    /// Whether Float32 tiles use the AVX-512 kernel (where the CPU has it); false runs the Swift panels
+    /// (`GOKU_ATTENTION_F32_C=0` at start-up, or set here, for comparisons).
+    nonisolated(unsafe) public static var usesFloat32Kernel: Bool =
+        ProcessInfo.processInfo.environment["GOKU_ATTENTION_F32_C"] != "0"
+    /// Whether this CPU can run the Float32 kernel (AVX-512 F and BW).
+    public static let hasFloat32Kernel = goku_avx512_available()
 
     /// C = alpha·op(A)·op(B), or C += … when `accumulate`, row-major with gemm's conventions (op transposes when
     /// asked). A transposed B is first copied into `scratch` (k·n elements) so that its rows are contiguous. With
@@ -28,6 +41,15 @@ enum AttentionTile {
     ) {
         if bfloat16 && T.self == Float.self
             && goku_bf16_product(
+                transA, transB, Int32(m), Int32(n), Int32(k), unsafeBitCast(alpha, to: Float.self),
+                UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
+                UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), accumulate,
+                UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), Int32(ldc))
+        {
+            return
+        }
+        if T.self == Float.self && usesFloat32Kernel
+            && goku_f32_product(
                 transA, transB, Int32(m), Int32(n), Int32(k), unsafeBitCast(alpha, to: Float.self),
                 UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
                 UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), accumulate,

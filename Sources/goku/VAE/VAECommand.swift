@@ -3,6 +3,7 @@ import Checkpoint
 import Foundation
 import Media
 import TensorCore
+import VAETraining
 import VideoVAE
 
 /// `goku vae`: encode videos to latents, decode latents to videos, and reconstruct through the VAE.
@@ -164,10 +165,15 @@ struct VAEReconstruct: ParsableCommand {
             }
         }
         try VAEFiles.write(out, to: options.output, key: "video", framesPerSecond: options.framesPerSecond)
-        // PSNR on [0, 1] pixels: the [-1, 1] error halves, peak 1.
-        let mse = Double(((out - video) * 0.5).square().mean().item())
-        print(
-            "\(options.input) \(video.shape) → \(options.output); PSNR \(String(format: "%.2f", 10 * log10(1 / max(mse, 1e-12)))) dB"
-        )
+        let psnr = ReconstructionMetrics.psnr(out, video)
+        print("\(options.input) \(video.shape) → \(options.output); PSNR \(String(format: "%.2f", psnr)) dB")
+        let frames = video.shape[1]
+        if frames > 1 {
+            // Where a clip's error sits in time: the causal first frame is coded alone, the rest in groups of 4.
+            let perFrame = (0..<frames).map { t in
+                String(format: "%.1f", ReconstructionMetrics.psnr(out.slice(axis: 1, t, t + 1), video.slice(axis: 1, t, t + 1)))
+            }
+            print("PSNR per frame (dB): \(perFrame.joined(separator: " "))")
+        }
     }
 }

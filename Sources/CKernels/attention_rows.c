@@ -1,0 +1,138 @@
+// The row-wise softmax work of the fused attention kernel on AVX-512F, sixteen lanes at a time: the online-softmax
+// update of a forward score tile, the recomputed probabilities of the backward pass, and the score gradient.
+//
+// exp uses the same Cody-Waite reduction and degree-6 polynomial as TensorCore's VectorExp (within about 1 ulp of
+// expf on [-87, 0]); arguments below ln(FLT_MIN) give 0 and -inf gives exactly 0, which masked scores rely on. The
+// forward update makes one pass for the row maximum and one for exp and the sum together, where the Swift loops make
+// three.
+
+#include "CKernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define GOKU_HAS_X86 1
+#else
+#define GOKU_HAS_X86 0
+#endif
+
+#if GOKU_HAS_X86
+#define GOKU_ROWS __attribute__((target("avx512f,avx512vl,avx512dq")))
+
+static inline __mmask16 GOKU_ROWS tail(int count) {
+    return count >= 16 ? (__mmask16)0xffff : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
+}
+
+/// exp per lane for arguments ≤ 88 (the attention kernels pass x - max ≤ 0): 0 below -87.34 and for -inf.
+static inline __m512 GOKU_ROWS exp16(__m512 x) {
+    const __m512 lowest = _mm512_set1_ps(-87.33654f), magic = _mm512_set1_ps(12582912.0f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ);
+    __m512 xc = _mm512_max_ps(x, lowest);
+    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504f), magic);
+    __m512 n = _mm512_sub_ps(t, magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.98756915e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.39819995e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.16657959e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.166666655f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.50000001f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i bits = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
+    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
+    return _mm512_maskz_mul_ps((__mmask16)~under, p, scale);
+}
+
+GOKU_ROWS static void softmax_tile(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc,
+                                   int dh) {
+    for (int i = 0; i < rows; i++) {
+        float *row = tile + (size_t)i * (size_t)cols;
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail(cols - j), row + j));
+        float m = _mm512_reduce_max_ps(vmax);
+        if (row_max[i] > m) m = row_max[i];
+        if (m == -INFINITY) {
+            for (int j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, tail(cols - j), _mm512_setzero_ps());
+            continue;
+        }
+        __m512 shift = _mm512_set1_ps(m), vsum = _mm512_setzero_ps();
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 k = tail(cols - j);
+            __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), shift));
+            _mm512_mask_storeu_ps(row + j, k, e);
+            vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(k, e));
+        }
+        // Rescale what earlier tiles accumulated to the new maximum (0 before the first visible key).
+        float correction = expf(row_max[i] - m);
+        row_sum[i] = row_sum[i] * correction + _mm512_reduce_add_ps(vsum);
+        if (correction != 1.0f) {
+            float *a = acc + (size_t)i * (size_t)dh;
+            __m512 c = _mm512_set1_ps(correction);
+            for (int d = 0; d < dh; d += 16) {
+                __mmask16 k = tail(dh - d);
+                _mm512_mask_storeu_ps(a + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + d), c));
+            }
+        }
+        row_max[i] = m;
+    }
+}
+
+GOKU_ROWS static void probabilities(float *p, int rows, int cols, const float *lse) {
+    for (int i = 0; i < rows; i++) {
+        float *row = p + (size_t)i * (size_t)cols;
+        __m512 shift = _mm512_set1_ps(lse[i]);
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 k = tail(cols - j);
+            _mm512_mask_storeu_ps(row + j, k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), shift)));
+        }
+    }
+}
+
+GOKU_ROWS static void score_gradient(float *ds, const float *p, int rows, int cols, const float *delta) {
+    for (int i = 0; i < rows; i++) {
+        float *d = ds + (size_t)i * (size_t)cols;
+        const float *pr = p + (size_t)i * (size_t)cols;
+        __m512 vd = _mm512_set1_ps(delta[i]);
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 k = tail(cols - j);
+            __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + j), vd);
+            _mm512_mask_storeu_ps(d + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, pr + j), g));
+        }
+    }
+}
+#endif
+
+bool goku_attention_softmax_tile(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc, int dh) {
+#if GOKU_HAS_X86
+    if (!goku_avx512_available()) return false;
+    softmax_tile(tile, rows, cols, row_max, row_sum, acc, dh);
+    return true;
+#else
+    (void)tile; (void)rows; (void)cols; (void)row_max; (void)row_sum; (void)acc; (void)dh;
+    return false;
+#endif
+}
+
+bool goku_attention_probabilities(float *p, int rows, int cols, const float *lse) {
+#if GOKU_HAS_X86
+    if (!goku_avx512_available()) return false;
+    probabilities(p, rows, cols, lse);
+    return true;
+#else
+    (void)p; (void)rows; (void)cols; (void)lse;
+    return false;
+#endif
+}
+
+bool goku_attention_score_gradient(float *ds, const float *p, int rows, int cols, const float *delta) {
+#if GOKU_HAS_X86
+    if (!goku_avx512_available()) return false;
+    score_gradient(ds, p, rows, cols, delta);
+    return true;
+#else
+    (void)ds; (void)p; (void)rows; (void)cols; (void)delta;
+    return false;
+#endif
+}
