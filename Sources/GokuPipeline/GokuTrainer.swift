@@ -68,7 +68,8 @@ public final class GokuTrainer {
         self.config = config
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        try RunConfigFile.checkOrWrite(config, in: runDirectory)
+        // The matrix-product precision may change on resume: weights and optimizer state are Float32 either way.
+        try RunConfigFile.checkOrWrite(config, in: runDirectory, mayChange: ["precision"])
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
         vae = try VideoAutoencoder.load(from: vaeFolder)

@@ -6,8 +6,8 @@ import TensorCore
 import TextEncoder
 
 /// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
-/// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps` may
-/// change).
+/// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps` and
+/// `precision` may change).
 public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// The transformer; nil selects `preset` with `inChannels` and `textDimension` taken from the VAE and text encoder.
     public var transformer: GokuConfig?
@@ -60,7 +60,8 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// Recompute each block in backward instead of storing its activations.
     public var activationCheckpointing = false
     /// Precision of the transformer's matrix products in training: "fp32", or "bf16" (bfloat16 operands, Float32
-    /// accumulation, master weights and optimizer state; see `MixedPrecision`). Sampling and export are Float32.
+    /// accumulation, master weights and optimizer state; see `MixedPrecision`). Sampling and export are Float32. A
+    /// resumed run may switch it (for example, continuing an fp32 run in bf16).
     public var precision = "fp32"
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0

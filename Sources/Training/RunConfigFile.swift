@@ -2,15 +2,20 @@ import Foundation
 
 /// The `run.json` of a training run folder: the config a run was started with.
 ///
-/// A new run writes it; a resumed run must bring the same config, except `steps` (a run may be extended). Both sides
-/// are compared after one JSON decode, so defaulted and derived fields agree.
+/// A new run writes it; a resumed run must bring the same config, except the top-level fields the trainer names as
+/// changeable: `steps` always (a run may be extended), and for example `precision` where the checkpoint's state does
+/// not depend on it (Float32 master weights and optimizer state in either precision). Both sides are compared after
+/// one JSON decode, so defaulted and derived fields agree. The file is rewritten with the config the run continues
+/// with.
 public enum RunConfigFile {
     /// The file name inside a run folder.
     public static let fileName = "run.json"
 
     /// Writes `config` into a new run folder, or checks it against the one already there.
+    /// - Parameter mayChange: top-level keys, besides `steps`, that a resumed run may change.
     /// - Throws: `RunConfigError` when the folder holds a run with another config or an unreadable `run.json`.
-    public static func checkOrWrite<C: Codable>(_ config: C, in folder: URL) throws {
+    public static func checkOrWrite<C: Codable>(_ config: C, in folder: URL, mayChange: Set<String> = []) throws {
+        let free = mayChange.union(["steps"])
         let url = folder.appendingPathComponent(fileName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -21,13 +26,13 @@ public enum RunConfigFile {
             func canonical(_ value: C) throws -> Data {
                 let decoded = try JSONDecoder().decode(C.self, from: encoder.encode(value))
                 var object = try JSONSerialization.jsonObject(with: encoder.encode(decoded)) as? [String: Any] ?? [:]
-                object["steps"] = nil
+                for key in free { object[key] = nil }
                 return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             }
             guard try canonical(saved) == canonical(config) else {
                 throw RunConfigError(
                     file: folder.path,
-                    reason: "holds a run with another config (only 'steps' may change on resume); use a new output folder")
+                    reason: "holds a run with another config (only \(free.sorted().map { "'\($0)'" }.joined(separator: ", ")) may change on resume); use a new output folder")
             }
         }
         let temporary = folder.appendingPathComponent(".\(fileName).tmp")

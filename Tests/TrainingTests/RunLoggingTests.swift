@@ -26,6 +26,39 @@ final class RunLoggingTests: XCTestCase {
         }
     }
 
+    private struct Config: Codable {
+        var steps: Int
+        var precision: String
+        var learningRate: Double
+    }
+
+    /// A resumed run may change `steps` and the fields the trainer allows, nothing else; the file then holds the new
+    /// config.
+    func testRunConfigChangesOnlyWhatResumingAllows() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("goku-run-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let first = Config(steps: 10, precision: "fp32", learningRate: 1e-3)
+        try RunConfigFile.checkOrWrite(first, in: folder, mayChange: ["precision"])
+        try RunConfigFile.checkOrWrite(Config(steps: 20, precision: "fp32", learningRate: 1e-3), in: folder)
+        XCTAssertThrowsError(
+            try RunConfigFile.checkOrWrite(Config(steps: 20, precision: "bf16", learningRate: 1e-3), in: folder)
+        ) { error in
+            XCTAssertTrue("\(error)".contains("only 'steps' may change"), "\(error)")
+        }
+        let continued = Config(steps: 30, precision: "bf16", learningRate: 1e-3)
+        try RunConfigFile.checkOrWrite(continued, in: folder, mayChange: ["precision"])
+        let saved = try JSONDecoder().decode(
+            Config.self, from: Data(contentsOf: folder.appendingPathComponent(RunConfigFile.fileName)))
+        XCTAssertEqual(saved.precision, "bf16")
+        XCTAssertEqual(saved.steps, 30)
+        XCTAssertThrowsError(
+            try RunConfigFile.checkOrWrite(Config(steps: 30, precision: "bf16", learningRate: 2e-3), in: folder, mayChange: ["precision"])
+        ) { error in
+            XCTAssertTrue("\(error)".contains("'precision', 'steps'"), "\(error)")
+        }
+    }
+
     /// The line shows the count, percentage, metrics, rate and ETA.
     func testProgressLine() throws {
         let sink = FileHandle(forWritingAtPath: "/dev/null")!

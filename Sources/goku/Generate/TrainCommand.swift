@@ -24,6 +24,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Override the config's step count (a resumed run may be extended).")
     var steps: Int?
 
+    @Option(help: "Override the config's matrix-product precision, fp32 or bf16 (a resumed run may switch).")
+    var precision: String?
+
     @Flag(help: "Only export the newest checkpoint to OUTPUT/model, without training.")
     var exportOnly = false
 
@@ -34,6 +37,7 @@ struct TrainCommand: ParsableCommand {
         if let threads { Parallel.threadCount = threads }
         var trainingConfig = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
         if let steps { trainingConfig.steps = steps }
+        if let precision { trainingConfig.precision = precision }
         let runURL = URL(fileURLWithPath: output)
         let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL)
         if exportOnly {
