@@ -58,9 +58,7 @@ public final class CurationPipeline: @unchecked Sendable {
         let added = try index.addSources(Self.videoFiles(in: input))
         let pending = try index.unfinishedSources()
         log("curate: \(added) new sources, \(pending.count) to process, \(max(1, jobs)) workers")
-        let lock = NSLock()
-        var next = 0
-        var firstError: Error? = nil
+        let queue = SharedWorkQueue(count: pending.count)
         let workers = max(1, min(jobs, pending.count))
         // Plain threads rather than concurrentPerform, whose width is the core count: workers spend much of their time
         // waiting on the caption API, so more workers than cores is useful.
@@ -71,26 +69,18 @@ public final class CurationPipeline: @unchecked Sendable {
                 defer { group.leave() }
                 let analyzer: ClipAnalyzer
                 do { analyzer = try ClipAnalyzer(config: config, aesthetic: aesthetic) } catch {
-                    lock.lock(); firstError = firstError ?? error; lock.unlock()
+                    queue.fail(error)
                     return
                 }
-                while true {
-                    lock.lock()
-                    let i = next
-                    next += 1
-                    let stop = firstError != nil
-                    lock.unlock()
-                    guard i < pending.count, !stop else { return }
-                    do { try process(pending[i], analyzer: analyzer) } catch {
-                        lock.lock(); firstError = firstError ?? error; lock.unlock()
-                    }
+                while let i = queue.take() {
+                    do { try process(pending[i], analyzer: analyzer) } catch { queue.fail(error) }
                 }
             }
             thread.stackSize = 8 << 20
             thread.start()
         }
         group.wait()
-        if let firstError { throw firstError }
+        if let error = queue.firstError { throw error }
         try balance()
     }
 
@@ -191,5 +181,38 @@ public final class CurationPipeline: @unchecked Sendable {
         var values: [Int64: (String, Double)] = [:]
         for (i, clip) in accepted.enumerated() { values[clip.id] = (categories[i], weights[i]) }
         try index.recordBalance(values)
+    }
+}
+
+/// The sources' indices handed to curation workers one at a time, and the first error any of them met (after which
+/// no more are handed out).
+private final class SharedWorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private var error: Error?
+    private let count: Int
+
+    init(count: Int) { self.count = count }
+
+    /// The next index, or nil when all are taken or a worker failed.
+    func take() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < count, error == nil else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    /// Records a failure (the first one wins).
+    func fail(_ failure: Error) {
+        lock.lock()
+        if error == nil { error = failure }
+        lock.unlock()
+    }
+
+    var firstError: Error? {
+        lock.lock()
+        defer { lock.unlock() }
+        return error
     }
 }
