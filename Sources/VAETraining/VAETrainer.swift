@@ -138,6 +138,7 @@ public final class VAETrainer {
                 loss = loss + chroma * config.chromaWeight
                 totals.chroma += Double(chroma.item())
             }
+            if !images && config.videoLossWeight != 1 { loss = loss * config.videoLossWeight }
             loss.backward()
             totals.loss += Double(loss.item())
             totals.l1 += Double(l1.item())

@@ -62,6 +62,9 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     /// keep colour in the latent (measured: same latents for red and green after 400 steps without it, distinct with
     /// weight 8, and +2.4 dB image PSNR at that step).
     public var chromaWeight: Double = 0
+    /// Factor on the videos' loss against the images' (each is a mean over its own batch, so 1 gives the two
+    /// modalities equal say whatever the batch sizes). Videos are the harder half under 4× temporal compression.
+    public var videoLossWeight: Double = 1
     /// Weight of the KL term, per latent element, against N(0, 1). Small: the latent must stay informative.
     public var klWeight: Double = 1e-6
     /// Decode a sample of the posterior (true, the VAE objective) or its mean (false: the reconstruction term sees no
@@ -126,6 +129,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         try check(emaDecay >= 0 && emaDecay < 1, "emaDecay", "must be in [0, 1), got \(emaDecay)")
         try check(
             l1Weight >= 0 && l2Weight >= 0 && klWeight >= 0 && chromaWeight >= 0, "l1Weight", "loss weights must be ≥ 0")
+        try check(videoLossWeight > 0 && videoLossWeight.isFinite, "videoLossWeight", "must be positive, got \(videoLossWeight)")
         try check(checkpointEvery >= 0 && evaluateEvery >= 0, "checkpointEvery", "intervals must be ≥ 0")
         try check(keepCheckpoints >= 1, "keepCheckpoints", "must be ≥ 1")
         try check(evaluationSamples >= 1, "evaluationSamples", "must be ≥ 1")
@@ -163,7 +167,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case vae, preset, shapes, dataFolder, cropSize, cropCandidates, cropFrames, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
-        case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, chromaWeight, klWeight, samplePosterior, precision, seed, checkpointEvery, keepCheckpoints
+        case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, chromaWeight, videoLossWeight, klWeight, samplePosterior, precision, seed, checkpointEvery, keepCheckpoints
         case evaluateEvery, evaluationSamples
     }
 
@@ -189,6 +193,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         l1Weight = try c.decodeIfPresent(Double.self, forKey: .l1Weight) ?? d.l1Weight
         l2Weight = try c.decodeIfPresent(Double.self, forKey: .l2Weight) ?? d.l2Weight
         chromaWeight = try c.decodeIfPresent(Double.self, forKey: .chromaWeight) ?? d.chromaWeight
+        videoLossWeight = try c.decodeIfPresent(Double.self, forKey: .videoLossWeight) ?? d.videoLossWeight
         klWeight = try c.decodeIfPresent(Double.self, forKey: .klWeight) ?? d.klWeight
         samplePosterior = try c.decodeIfPresent(Bool.self, forKey: .samplePosterior) ?? d.samplePosterior
         precision = try c.decodeIfPresent(String.self, forKey: .precision) ?? d.precision

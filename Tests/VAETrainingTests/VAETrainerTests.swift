@@ -82,6 +82,28 @@ final class VAETrainerTests: XCTestCase {
     }
 
     /// A run folder refuses a changed config; unknown fields and bad frame counts are named.
+    /// The video weight multiplies the videos' part of the step loss and nothing else: with the images' part held
+    /// out (no images), a first step with weight 3 reports three times the loss of weight 1 on the same data and
+    /// initial weights; zero or negative weights are refused.
+    func testVideoLossWeightScalesTheVideoLoss() throws {
+        let clips = try FixedClips(size: 16, frames: 5)
+        func firstLoss(_ weight: Double) throws -> VAEStepLosses {
+            var config = tinyConfig(steps: 1)
+            config.imagesPerBatch = 0
+            config.videoLossWeight = weight
+            let run = folder.appendingPathComponent("w\(weight)")
+            return try VAETrainer(config: config, runDirectory: run, data: clips, heldOut: clips).trainStep()
+        }
+        let plain = try firstLoss(1), weighted = try firstLoss(3)
+        XCTAssertEqual(weighted.l2, plain.l2, accuracy: 1e-9 * plain.l2, "same reconstruction before any update")
+        XCTAssertEqual(weighted.total, 3 * plain.total, accuracy: 1e-6 * plain.total)
+        var bad = tinyConfig(steps: 1)
+        bad.videoLossWeight = 0
+        XCTAssertThrowsError(try bad.validate()) { error in
+            XCTAssertTrue("\(error)".contains("videoLossWeight"), "\(error)")
+        }
+    }
+
     func testConfigErrors() throws {
         _ = try VAETrainer(config: tinyConfig(steps: 2), runDirectory: folder)
         var changed = tinyConfig(steps: 2)
