@@ -7,22 +7,12 @@
 // three.
 
 #include "CKernels.h"
+#include "avx512_common.h"
 
 #include <math.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define GOKU_HAS_X86 1
-#else
-#define GOKU_HAS_X86 0
-#endif
-
 #if GOKU_HAS_X86
-#define GOKU_ROWS __attribute__((target("avx512f,avx512vl,avx512dq")))
-
-static inline __mmask16 GOKU_ROWS tail(int count) {
-    return count >= 16 ? (__mmask16)0xffff : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
+#define GOKU_ROWS GOKU_AVX512
 
 /// exp per lane for arguments ≤ 88 (the attention kernels pass x - max ≤ 0): 0 below -87.34 and for -inf.
 static inline __m512 GOKU_ROWS exp16(__m512 x) {
@@ -50,16 +40,16 @@ GOKU_ROWS static void softmax_tile(float *tile, int rows, int cols, float *row_m
     for (int i = 0; i < rows; i++) {
         float *row = tile + (size_t)i * (size_t)cols;
         __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail(cols - j), row + j));
+        for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, goku_lanes(cols - j), row + j));
         float m = _mm512_reduce_max_ps(vmax);
         if (row_max[i] > m) m = row_max[i];
         if (m == -INFINITY) {
-            for (int j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, tail(cols - j), _mm512_setzero_ps());
+            for (int j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, goku_lanes(cols - j), _mm512_setzero_ps());
             continue;
         }
         __m512 shift = _mm512_set1_ps(m), vsum = _mm512_setzero_ps();
         for (int j = 0; j < cols; j += 16) {
-            __mmask16 k = tail(cols - j);
+            __mmask16 k = goku_lanes(cols - j);
             __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), shift));
             _mm512_mask_storeu_ps(row + j, k, e);
             vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(k, e));
@@ -71,7 +61,7 @@ GOKU_ROWS static void softmax_tile(float *tile, int rows, int cols, float *row_m
             float *a = acc + (size_t)i * (size_t)dh;
             __m512 c = _mm512_set1_ps(correction);
             for (int d = 0; d < dh; d += 16) {
-                __mmask16 k = tail(dh - d);
+                __mmask16 k = goku_lanes(dh - d);
                 _mm512_mask_storeu_ps(a + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + d), c));
             }
         }
@@ -84,7 +74,7 @@ GOKU_ROWS static void probabilities(float *p, int rows, int cols, const float *l
         float *row = p + (size_t)i * (size_t)cols;
         __m512 shift = _mm512_set1_ps(lse[i]);
         for (int j = 0; j < cols; j += 16) {
-            __mmask16 k = tail(cols - j);
+            __mmask16 k = goku_lanes(cols - j);
             _mm512_mask_storeu_ps(row + j, k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), shift)));
         }
     }
@@ -96,7 +86,7 @@ GOKU_ROWS static void score_gradient(float *ds, const float *p, int rows, int co
         const float *pr = p + (size_t)i * (size_t)cols;
         __m512 vd = _mm512_set1_ps(delta[i]);
         for (int j = 0; j < cols; j += 16) {
-            __mmask16 k = tail(cols - j);
+            __mmask16 k = goku_lanes(cols - j);
             __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + j), vd);
             _mm512_mask_storeu_ps(d + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, pr + j), g));
         }

@@ -11,18 +11,15 @@
 // to a multiple of 32, all with zeros, so the micro-kernel never branches on sizes; only its stores are masked.
 
 #include "CKernels.h"
+#include "avx512_common.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__)
+#if GOKU_HAS_X86
 #include <cpuid.h>
-#include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#define GOKU_HAS_X86 1
-#else
-#define GOKU_HAS_X86 0
 #endif
 
 bool goku_bf16_dot_available(void) {
@@ -74,10 +71,6 @@ static uint32_t *buffer(uint32_t **p, size_t *pairs, size_t need) {
 #if GOKU_HAS_X86
 #define GOKU_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
-static inline __mmask16 GOKU_BF16 first(int count) {
-    return count >= 16 ? (__mmask16)0xffff : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
-
 /// dst[q * stride + x] = (src[2q][x], src[2q + 1][x]) for q < pairs and x < width (a multiple of 16), reading rows of
 /// `src` (row stride `ld`) that exist (r < rows) and columns x < cols, zeros elsewhere.
 GOKU_BF16 static void interleave_rows(uint32_t *dst, int stride, int pairs, int width, const float *src, int ld,
@@ -87,7 +80,7 @@ GOKU_BF16 static void interleave_rows(uint32_t *dst, int stride, int pairs, int 
         const float *r1 = 2 * q + 1 < rows ? src + (size_t)(2 * q + 1) * (size_t)ld : NULL;
         uint32_t *out = dst + (size_t)q * (size_t)stride;
         for (int x = 0; x < width; x += 16) {
-            __mmask16 m = first(cols - x);
+            __mmask16 m = goku_lanes(cols - x);
             __m256i b0 = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r0 + x));
             __m256i b1 = r1 ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r1 + x)) : _mm256_setzero_si256();
             __m256i lo = _mm256_unpacklo_epi16(b0, b1), hi = _mm256_unpackhi_epi16(b0, b1);
@@ -105,34 +98,10 @@ GOKU_BF16 static void convert_rows(uint32_t *dst, int stride, int pairs, const f
         uint32_t *out = dst + (size_t)x * (size_t)stride;
         for (int q = 0; q < pairs; q += 16) {
             int p = 2 * q;
-            __m512 lo = _mm512_maskz_loadu_ps(first(k - p), row + p);
-            __m512 hi = _mm512_maskz_loadu_ps(first(k - p - 16), row + p + 16);
-            _mm512_mask_storeu_epi32(out + q, first(pairs - q), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            __m512 lo = _mm512_maskz_loadu_ps(goku_lanes(k - p), row + p);
+            __m512 hi = _mm512_maskz_loadu_ps(goku_lanes(k - p - 16), row + p + 16);
+            _mm512_mask_storeu_epi32(out + q, goku_lanes(pairs - q), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         }
-    }
-}
-
-/// Transposes 16 x 16 32-bit lanes: on return r[c] holds what was column c.
-GOKU_BF16 static void transpose16(__m512i r[16]) {
-    __m512i a[16], b[16];
-    for (int k = 0; k < 8; k++) {
-        a[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-        a[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-    }
-    // b[4k + m], 128-bit lane L: column 4L + m of rows 4k ... 4k + 3.
-    for (int k = 0; k < 4; k++) {
-        b[4 * k] = _mm512_unpacklo_epi64(a[4 * k], a[4 * k + 2]);
-        b[4 * k + 1] = _mm512_unpackhi_epi64(a[4 * k], a[4 * k + 2]);
-        b[4 * k + 2] = _mm512_unpacklo_epi64(a[4 * k + 1], a[4 * k + 3]);
-        b[4 * k + 3] = _mm512_unpackhi_epi64(a[4 * k + 1], a[4 * k + 3]);
-    }
-    for (int m = 0; m < 4; m++) {
-        __m512i u0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x44), u1 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xee);
-        __m512i u2 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x44), u3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xee);
-        r[m] = _mm512_shuffle_i32x4(u0, u2, 0x88);
-        r[4 + m] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
-        r[8 + m] = _mm512_shuffle_i32x4(u1, u3, 0x88);
-        r[12 + m] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
     }
 }
 
@@ -151,11 +120,11 @@ GOKU_BF16 static void convert_transpose(uint32_t *dst, int stride, int pairs, in
                     continue;
                 }
                 const float *row = src + (size_t)(x0 + x) * (size_t)ld + p;
-                __m512 lo = _mm512_maskz_loadu_ps(first(k - p), row);
-                __m512 hi = _mm512_maskz_loadu_ps(first(k - p - 16), row + 16);
+                __m512 lo = _mm512_maskz_loadu_ps(goku_lanes(k - p), row);
+                __m512 hi = _mm512_maskz_loadu_ps(goku_lanes(k - p - 16), row + 16);
                 r[x] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
             }
-            transpose16(r);
+            goku_transpose16(r);
             int rows = pairs - q0 < 16 ? pairs - q0 : 16;
             for (int q = 0; q < rows; q++) _mm512_storeu_si512((void *)(dst + (size_t)(q0 + q) * (size_t)stride + x0), r[q]);
         }
@@ -184,19 +153,8 @@ GOKU_BF16 static void block(int rows, int cols, int pairs, const uint32_t *a, in
         GOKU_ROW(0) GOKU_ROW(1) GOKU_ROW(2) GOKU_ROW(3) GOKU_ROW(4) GOKU_ROW(5) GOKU_ROW(6) GOKU_ROW(7)
 #undef GOKU_ROW
     }
-    __mmask16 m0 = first(cols), m1 = first(cols - 16);
-    __m512 va = _mm512_set1_ps(alpha);
-    __m512 acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-    for (int r = 0; r < rows; r++) {
-        float *out = c + (size_t)r * (size_t)ldc;
-        __m512 v0 = _mm512_mul_ps(acc[r][0], va), v1 = _mm512_mul_ps(acc[r][1], va);
-        if (accumulate) {
-            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, out), v0);
-            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, out + 16), v1);
-        }
-        _mm512_mask_storeu_ps(out, m0, v0);
-        _mm512_mask_storeu_ps(out + 16, m1, v1);
-    }
+    const __m512 acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    goku_store_rows(acc, rows, cols, alpha, accumulate, c, ldc);
 }
 #endif
 
@@ -269,7 +227,7 @@ GOKU_AMX static void amx_configure(void) {
 
 /// C[0..rows)[0..cols) (+)= alpha * tile, from a 16 x 16 Float32 buffer.
 GOKU_BF16 static void amx_store(const float *tile, int rows, int cols, float alpha, bool accumulate, float *c, int ldc) {
-    __mmask16 m = first(cols);
+    __mmask16 m = goku_lanes(cols);
     __m512 va = _mm512_set1_ps(alpha);
     for (int r = 0; r < rows; r++) {
         __m512 v = _mm512_mul_ps(_mm512_loadu_ps(tile + 16 * r), va);
@@ -334,7 +292,7 @@ GOKU_BF16 static void pairs_to_rows(uint32_t *pa, int pk, const uint32_t *t, int
             for (int x = 0; x < 16; x++)
                 r[x] = q0 + x < pairs ? _mm512_loadu_si512((const void *)(t + (size_t)(q0 + x) * (size_t)m16 + i0))
                                       : _mm512_setzero_si512();
-            transpose16(r);
+            goku_transpose16(r);
             for (int x = 0; x < 16; x++) _mm512_storeu_si512((void *)(pa + (size_t)(i0 + x) * (size_t)pk + q0), r[x]);
         }
     }
@@ -437,7 +395,7 @@ GOKU_BF16 static void round_avx512(const float *x, uint16_t *y, size_t count) {
     for (; i + 16 <= count; i += 16)
         _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtepi32_epi16(round_lanes(_mm512_loadu_si512(x + i))));
     if (i < count) {
-        __mmask16 m = first((int)(count - i));
+        __mmask16 m = goku_lanes((int)(count - i));
         _mm512_mask_cvtepi32_storeu_epi16(y + i, m, round_lanes(_mm512_maskz_loadu_epi32(m, x + i)));
     }
 }
@@ -445,13 +403,13 @@ GOKU_BF16 static void round_avx512(const float *x, uint16_t *y, size_t count) {
 GOKU_BF16 static void round_transposed_avx512(const float *x, int rows, int cols, int ld, uint16_t *y) {
     __m512i r[16];
     for (int r0 = 0; r0 < rows; r0 += 16) {
-        __mmask16 store = first(rows - r0);
+        __mmask16 store = goku_lanes(rows - r0);
         for (int c0 = 0; c0 < cols; c0 += 16) {
-            __mmask16 load = first(cols - c0);
+            __mmask16 load = goku_lanes(cols - c0);
             for (int i = 0; i < 16; i++)
                 r[i] = r0 + i < rows ? round_lanes(_mm512_maskz_loadu_epi32(load, x + (size_t)(r0 + i) * (size_t)ld + c0))
                                      : _mm512_setzero_si512();
-            transpose16(r);
+            goku_transpose16(r);
             int n = cols - c0 < 16 ? cols - c0 : 16;
             for (int c = 0; c < n; c++)
                 _mm512_mask_cvtepi32_storeu_epi16(y + (size_t)(c0 + c) * (size_t)rows + r0, store, r[c]);

@@ -8,16 +8,10 @@
 // registers. Packing costs O(kn) against O(mnk) for the products.
 
 #include "CKernels.h"
+#include "avx512_common.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define GOKU_HAS_X86 1
-#else
-#define GOKU_HAS_X86 0
-#endif
 
 /// Per-thread packing buffer for op(B), grown as needed (the attention kernel calls from its worker threads).
 static _Thread_local float *packed_panels = NULL;
@@ -33,17 +27,13 @@ static float *panel_buffer(size_t need) {
 }
 
 #if GOKU_HAS_X86
-#define GOKU_F32 __attribute__((target("avx512f,avx512vl,avx512dq")))
+#define GOKU_F32 GOKU_AVX512
 
 enum { MR = 12, NR = 32, KC = 128 };
 
-static inline __mmask16 GOKU_F32 lanes(int count) {
-    return count >= 16 ? (__mmask16)0xffff : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
-
 /// dst[p * 32 + x] = src[p * ld + x] for x < cols (≤ 32), zeros up to 32, for p < k.
 GOKU_F32 static void pack_rows(float *dst, const float *src, int ld, int k, int cols) {
-    __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
+    __mmask16 m0 = goku_lanes(cols), m1 = goku_lanes(cols - 16);
     for (int p = 0; p < k; p++) {
         const float *row = src + (size_t)p * (size_t)ld;
         _mm512_store_ps(dst + (size_t)p * NR, _mm512_maskz_loadu_ps(m0, row));
@@ -51,41 +41,18 @@ GOKU_F32 static void pack_rows(float *dst, const float *src, int ld, int k, int 
     }
 }
 
-/// Transposes 16 x 16 floats: on return r[c] holds what was column c.
-GOKU_F32 static void transpose16(__m512 r[16]) {
-    __m512 a[16], b[16];
-    for (int k = 0; k < 8; k++) {
-        a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-        a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
-    for (int k = 0; k < 4; k++) {
-        b[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a[4 * k]), _mm512_castps_pd(a[4 * k + 2])));
-        b[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a[4 * k]), _mm512_castps_pd(a[4 * k + 2])));
-        b[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a[4 * k + 1]), _mm512_castps_pd(a[4 * k + 3])));
-        b[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a[4 * k + 1]), _mm512_castps_pd(a[4 * k + 3])));
-    }
-    for (int m = 0; m < 4; m++) {
-        __m512 u0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), u1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xee);
-        __m512 u2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44), u3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xee);
-        r[m] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        r[4 + m] = _mm512_shuffle_f32x4(u0, u2, 0xdd);
-        r[8 + m] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        r[12 + m] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
-    }
-}
-
 /// dst[p * 32 + x] = src[x * ld + p] for x < cols (≤ 32) and p < k, zeros for x ≥ cols: rows of `src` run along p.
 GOKU_F32 static void pack_transposed(float *dst, const float *src, int ld, int k, int cols) {
-    __m512 r[16];
+    __m512i r[16];
     for (int x0 = 0; x0 < NR; x0 += 16) {
         for (int p0 = 0; p0 < k; p0 += 16) {
-            __mmask16 load = lanes(k - p0);
+            __mmask16 load = goku_lanes(k - p0);
             for (int x = 0; x < 16; x++)
-                r[x] = x0 + x < cols ? _mm512_maskz_loadu_ps(load, src + (size_t)(x0 + x) * (size_t)ld + p0)
-                                     : _mm512_setzero_ps();
-            transpose16(r);
+                r[x] = x0 + x < cols ? _mm512_maskz_loadu_epi32(load, src + (size_t)(x0 + x) * (size_t)ld + p0)
+                                     : _mm512_setzero_si512();
+            goku_transpose16(r);
             int rows = k - p0 < 16 ? k - p0 : 16;
-            for (int p = 0; p < rows; p++) _mm512_store_ps(dst + (size_t)(p0 + p) * NR + x0, r[p]);
+            for (int p = 0; p < rows; p++) _mm512_store_si512((void *)(dst + (size_t)(p0 + p) * NR + x0), r[p]);
         }
     }
 }
@@ -114,20 +81,9 @@ GOKU_F32 static void block(int rows, int cols, int k, const float *a, int a_row,
         GOKU_ROW(6) GOKU_ROW(7) GOKU_ROW(8) GOKU_ROW(9) GOKU_ROW(a) GOKU_ROW(b)
 #undef GOKU_ROW
     }
-    __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
-    __m512 va = _mm512_set1_ps(alpha);
-    __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
-                         {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {ca0, ca1}, {cb0, cb1}};
-    for (int r = 0; r < rows; r++) {
-        float *out = c + (size_t)r * (size_t)ldc;
-        __m512 v0 = _mm512_mul_ps(acc[r][0], va), v1 = _mm512_mul_ps(acc[r][1], va);
-        if (accumulate) {
-            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, out), v0);
-            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, out + 16), v1);
-        }
-        _mm512_mask_storeu_ps(out, m0, v0);
-        _mm512_mask_storeu_ps(out + 16, m1, v1);
-    }
+    const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
+                               {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {ca0, ca1}, {cb0, cb1}};
+    goku_store_rows(acc, rows, cols, alpha, accumulate, c, ldc);
 }
 #endif
 

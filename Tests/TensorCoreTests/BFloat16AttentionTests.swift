@@ -16,37 +16,9 @@ final class BFloat16AttentionTests: XCTestCase {
     /// Every transposition, sizes that are not multiples of the kernel's blocks (odd k included), alpha, and
     /// accumulation into existing values.
     func testProductMatchesFloat64OfRoundedOperands() {
-        let g = RandomGenerator(seed: 11)
-        for (m, n, k) in [(13, 37, 9), (8, 32, 2), (1, 1, 1), (40, 70, 72), (128, 256, 64)] {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a = Tensor.randn(ta ? [k, m] : [m, k], generator: g)
-                let b = Tensor.randn(tb ? [n, k] : [k, n], generator: g)
-                let c0 = Tensor.randn([m, n], generator: g)
-                for accumulate in [false, true] {
-                    var c = c0.scalars
-                    let ok = a.scalars.withUnsafeBufferPointer { pa in
-                        b.scalars.withUnsafeBufferPointer { pb in
-                            c.withUnsafeMutableBufferPointer { pc in
-                                goku_bf16_product(
-                                    ta, tb, Int32(m), Int32(n), Int32(k), 0.75, pa.baseAddress, Int32(ta ? m : k),
-                                    pb.baseAddress, Int32(tb ? k : n), accumulate, pc.baseAddress, Int32(n))
-                            }
-                        }
-                    }
-                    guard available else {
-                        XCTAssertFalse(ok, "no AVX-512 BF16: the product must refuse")
-                        XCTAssertEqual(c, c0.scalars, "and leave C untouched")
-                        continue
-                    }
-                    XCTAssertTrue(ok)
-                    var reference = Tensor.matmul(rounded(a), rounded(b), transposeA: ta, transposeB: tb) * 0.75
-                    if accumulate { reference = reference + c0.to(.float64) }
-                    expectClose(
-                        Tensor(shape: [m, n], scalars: c).to(.float64), reference, rtol: 1e-5, atol: 1e-4,
-                        "m \(m) n \(n) k \(k) transA \(ta) transB \(tb) accumulate \(accumulate)")
-                }
-            }
-        }
+        checkTileProduct(
+            goku_bf16_product, available: available, shapes: [(13, 37, 9), (8, 32, 2), (1, 1, 1), (40, 70, 72), (128, 256, 64)],
+            seed: 11, rtol: 1e-5, atol: 1e-4, operand: rounded)
     }
 
     /// Forward and backward of bfloat16 attention within bfloat16 tolerance of Float32, and not equal to it.

@@ -12,38 +12,10 @@ final class Float32AttentionTileTests: XCTestCase {
 
     /// Every transposition, sizes around the 12 × 32 micro-kernel's edges, alpha, and accumulation into C.
     func testProductMatchesFloat64() {
-        let g = RandomGenerator(seed: 5)
-        for (m, n, k) in [(13, 37, 9), (12, 32, 1), (1, 1, 1), (25, 65, 72), (128, 256, 64), (128, 64, 256)] {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a = Tensor.randn(ta ? [k, m] : [m, k], generator: g)
-                let b = Tensor.randn(tb ? [n, k] : [k, n], generator: g)
-                let c0 = Tensor.randn([m, n], generator: g)
-                for accumulate in [false, true] {
-                    var c = c0.scalars
-                    let ok = a.scalars.withUnsafeBufferPointer { pa in
-                        b.scalars.withUnsafeBufferPointer { pb in
-                            c.withUnsafeMutableBufferPointer { pc in
-                                goku_f32_product(
-                                    ta, tb, Int32(m), Int32(n), Int32(k), 0.75, pa.baseAddress, Int32(ta ? m : k),
-                                    pb.baseAddress, Int32(tb ? k : n), accumulate, pc.baseAddress, Int32(n))
-                            }
-                        }
-                    }
-                    guard available else {
-                        XCTAssertFalse(ok, "no AVX-512: the product must refuse")
-                        XCTAssertEqual(c, c0.scalars, "and leave C untouched")
-                        continue
-                    }
-                    XCTAssertTrue(ok)
-                    var reference =
-                        Tensor.matmul(a.to(.float64), b.to(.float64), transposeA: ta, transposeB: tb) * 0.75
-                    if accumulate { reference = reference + c0.to(.float64) }
-                    expectClose(
-                        Tensor(shape: [m, n], scalars: c).to(.float64), reference, rtol: 1e-5, atol: 1e-5,
-                        "m \(m) n \(n) k \(k) transA \(ta) transB \(tb) accumulate \(accumulate)")
-                }
-            }
-        }
+        checkTileProduct(
+            goku_f32_product, available: available,
+            shapes: [(13, 37, 9), (12, 32, 1), (1, 1, 1), (25, 65, 72), (128, 256, 64), (128, 64, 256)], seed: 5,
+            rtol: 1e-5, atol: 1e-5)
     }
 
     /// Self attention with key padding, packed segments and cross attention: the C tiles and the Swift panels agree
