@@ -4,7 +4,7 @@
 // two whole vectors of B per step of k; op(A) is read in place through two strides (its rows may run along k or
 // across it) and broadcast from memory into the multiply-adds. The micro-kernel keeps 12 rows x 32 columns of C in 24
 // registers: per step of k, 2 loads of B and 12 broadcasts feed 24 multiply-adds, against 1 load and 8 broadcasts per
-// 8 in the 8 x 16 Swift panels it replaces. Packing a transposed B (the keys of Q.K^T) transposes 16 x 16 blocks in
+// 8 in the 8 x 16 Swift panels it replaces; a last panel of at most 16 columns uses a 12 x 16 variant. Packing a transposed B (the keys of Q.K^T) transposes 16 x 16 blocks in
 // registers. Packing costs O(kn) against O(mnk) for the products.
 
 #include "CKernels.h"
@@ -85,6 +85,30 @@ GOKU_F32 static void block(int rows, int cols, int k, const float *a, int a_row,
                                {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {ca0, ca1}, {cb0, cb1}};
     goku_store_rows(acc, rows, cols, alpha, accumulate, c, ldc);
 }
+
+/// The same for a last panel of at most 16 columns (Dh 72 leaves 8): one vector of B per step and 12 accumulators,
+/// so no multiply-adds are spent on the zero columns of the second half.
+GOKU_F32 static void half_block(int rows, int cols, int k, const float *a, int a_row, int a_col, const float *panel,
+                                float alpha, bool accumulate, float *c, int ldc) {
+    const float *ar[MR];
+    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < rows ? r : rows - 1) * (size_t)a_row;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
+    __m512 c9 = c0, ca = c0, cb = c0;
+    const float *a0 = ar[0], *a1 = ar[1], *a2 = ar[2], *a3 = ar[3], *a4 = ar[4], *a5 = ar[5];
+    const float *a6 = ar[6], *a7 = ar[7], *a8 = ar[8], *a9 = ar[9], *aa = ar[10], *ab = ar[11];
+    for (int p = 0; p < k; p++) {
+        __m512 b0 = _mm512_load_ps(panel + (size_t)p * NR);
+        size_t o = (size_t)p * (size_t)a_col;
+#define GOKU_ROW(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[o]), b0, c##r);
+        GOKU_ROW(0) GOKU_ROW(1) GOKU_ROW(2) GOKU_ROW(3) GOKU_ROW(4) GOKU_ROW(5)
+        GOKU_ROW(6) GOKU_ROW(7) GOKU_ROW(8) GOKU_ROW(9) GOKU_ROW(a) GOKU_ROW(b)
+#undef GOKU_ROW
+    }
+    const __m512 z = _mm512_setzero_ps();
+    const __m512 acc[MR][2] = {{c0, z}, {c1, z}, {c2, z}, {c3, z}, {c4, z}, {c5, z},
+                               {c6, z}, {c7, z}, {c8, z}, {c9, z}, {ca, z}, {cb, z}};
+    goku_store_rows(acc, rows, cols, alpha, accumulate, c, ldc);
+}
 #endif
 
 bool goku_f32_product(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -113,9 +137,10 @@ bool goku_f32_product(bool trans_a, bool trans_b, int m, int n, int k, float alp
             int depth = k - p0 < KC ? k - p0 : KC;
             for (int i = 0; i < m; i += MR) {
                 int rows = m - i < MR ? m - i : MR;
-                block(rows, n - j * NR, depth, a + (size_t)i * (size_t)a_row + (size_t)p0 * (size_t)a_col, a_row,
-                      a_col, panel + (size_t)p0 * NR, alpha, accumulate || p0 > 0,
-                      c + (size_t)i * (size_t)ldc + (size_t)j * NR, ldc);
+                (n - j * NR <= 16 ? half_block : block)(
+                    rows, n - j * NR, depth, a + (size_t)i * (size_t)a_row + (size_t)p0 * (size_t)a_col, a_row, a_col,
+                    panel + (size_t)p0 * NR, alpha, accumulate || p0 > 0, c + (size_t)i * (size_t)ldc + (size_t)j * NR,
+                    ldc);
             }
         }
     }

@@ -24,7 +24,7 @@ final class Float32AttentionTileTests: XCTestCase {
         let g = RandomGenerator(seed: 9)
         let cases: [(String, [Int], [Int], AttentionMask)] = [
             ("self", [2, 150, 3, 72], [2, 150, 3, 72], .none),
-            ("padding", [2, 40, 2, 64], [2, 300, 2, 64],
+            ("cross with key padding", [2, 40, 2, 64], [2, 300, 2, 64],
              AttentionMask(keyPadding: [Array(repeating: true, count: 300), (0..<300).map { $0 < 170 }])),
             ("packed", [1, 290, 2, 64], [1, 290, 2, 64], AttentionMask(segments: [0, 130, 290])),
         ]
