@@ -5,7 +5,8 @@
 // sixteen consecutive columns of one pair row fill a vector; A is packed [i][q] when its rows run along k in memory
 // (a plain conversion) and [q][i] when they run across (a two-row interleave), and the micro-kernel reads either
 // through two strides. One vdpbf16ps multiplies a broadcast pair of A by sixteen column pairs of B and adds both
-// products into sixteen Float32 accumulators; the micro-kernel keeps 8 rows x 32 columns of C in 16 registers.
+// products into sixteen Float32 accumulators; the micro-kernel keeps 8 rows x 32 columns of C in 16 registers (a
+// last block of at most 16 columns, 8 x 16 in 8).
 // Packing is vectorised (conversion, two-row interleave, and for a transposed B an in-register 16 x 16 transpose) and
 // costs O(k(m + n)) against O(mnk) for the products. k is padded to even, A's rows to a multiple of 16 and B's columns
 // to a multiple of 32, all with zeros, so the micro-kernel never branches on sizes; only its stores are masked.
@@ -154,6 +155,24 @@ GOKU_BF16 static void block(int rows, int cols, int pairs, const uint32_t *a, in
 #undef GOKU_ROW
     }
     const __m512 acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    goku_store_rows(acc, rows, cols, alpha, accumulate, c, ldc);
+}
+
+/// The same for a last block of at most 16 columns (head size 72 leaves 8): one vector of B per pair, 8 accumulators.
+GOKU_BF16 static void half_block(int rows, int cols, int pairs, const uint32_t *a, int a_pair, int a_row,
+                                 const uint32_t *b, int b_stride, float alpha, bool accumulate, float *c, int ldc) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    const uint32_t *a0 = a, *a1 = a + a_row, *a2 = a + 2 * a_row, *a3 = a + 3 * a_row, *a4 = a + 4 * a_row;
+    const uint32_t *a5 = a + 5 * a_row, *a6 = a + 6 * a_row, *a7 = a + 7 * a_row;
+    for (int q = 0; q < pairs; q++) {
+        size_t o = (size_t)q * (size_t)a_pair;
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(b + (size_t)q * (size_t)b_stride));
+#define GOKU_ROW(r) c##r = _mm512_dpbf16_ps(c##r, (__m512bh)_mm512_set1_epi32((int)a##r[o]), b0);
+        GOKU_ROW(0) GOKU_ROW(1) GOKU_ROW(2) GOKU_ROW(3) GOKU_ROW(4) GOKU_ROW(5) GOKU_ROW(6) GOKU_ROW(7)
+#undef GOKU_ROW
+    }
+    const __m512 z = _mm512_setzero_ps();
+    const __m512 acc[8][2] = {{c0, z}, {c1, z}, {c2, z}, {c3, z}, {c4, z}, {c5, z}, {c6, z}, {c7, z}};
     goku_store_rows(acc, rows, cols, alpha, accumulate, c, ldc);
 }
 #endif
@@ -362,8 +381,8 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     for (int i = 0; i < m; i += 8) {
         int rows = m - i < 8 ? m - i : 8;
         for (int j = 0; j < n; j += 32) {
-            block(rows, n - j, pairs, pa + (size_t)i * (size_t)a_row, a_pair, a_row, pb + j, n32, alpha, accumulate,
-                  c + (size_t)i * (size_t)ldc + j, ldc);
+            (n - j <= 16 ? half_block : block)(rows, n - j, pairs, pa + (size_t)i * (size_t)a_row, a_pair, a_row,
+                                               pb + j, n32, alpha, accumulate, c + (size_t)i * (size_t)ldc + j, ldc);
         }
     }
     return true;
