@@ -48,7 +48,7 @@ final class ShippedModelTests: XCTestCase {
     }
 
     /// The shipped model follows prompts it never trained on: 16 held-out prompts (half videos) at 10 sampling steps,
-    /// judged by the analytic detector (measured: colour 0.94, overall 0.68). A guard below those figures, so that a model
+    /// judged by the analytic detector (measured: colour 0.94, overall 0.70). A guard below those figures, so that a model
     /// replaced by a worse one, or a change that breaks generation's conditioning, fails here.
     func testShippedModelFollowsHeldOutPrompts() throws {
         let bundle = try GokuModelBundle.load(from: repository.appendingPathComponent(DefaultModel.relativePath))
@@ -56,6 +56,7 @@ final class ShippedModelTests: XCTestCase {
         var options = GenerationOptions(prompt: "a large red circle")
         options.steps = 10
         let score = try bundle.evaluateShapes(prompts: prompts, options: options)
+        print("shipped model, 16 held-out prompts at 10 steps: \(score.summary)")
         XCTAssertGreaterThanOrEqual(score.accuracy("color") ?? 0, 0.75, score.summary)
         XCTAssertGreaterThanOrEqual(score.overall, 0.5, score.summary)
     }
