@@ -67,7 +67,7 @@ enum AttentionMath {
     /// Whether the row work below runs in C on AVX-512 for Float (`AttentionTile.usesFloat32Kernel`).
     @inline(__always)
     private static func vectorised<T: TensorScalar>(_: T.Type) -> Bool {
-        T.self == Float.self && AttentionTile.usesFloat32Kernel && AttentionTile.hasFloat32Kernel
+        T.self == Float.self && AttentionTile.float32KernelActive
     }
 
     @inline(__always)

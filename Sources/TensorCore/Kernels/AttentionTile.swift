@@ -29,6 +29,8 @@ public enum AttentionTile {
         ProcessInfo.processInfo.environment["GOKU_ATTENTION_F32_C"] != "0"
     /// Whether this CPU can run the Float32 kernel (AVX-512 F and BW).
     public static let hasFloat32Kernel = goku_avx512_available()
+    /// Whether Float32 attention work goes to the C kernels now: asked for and possible on this CPU.
+    static var float32KernelActive: Bool { usesFloat32Kernel && hasFloat32Kernel }
 
     /// C = alpha·op(A)·op(B), or C += … when `accumulate`, row-major with gemm's conventions (op transposes when
     /// asked). A transposed B is first copied into `scratch` (k·n elements) so that its rows are contiguous. With
@@ -48,7 +50,7 @@ public enum AttentionTile {
         {
             return
         }
-        if T.self == Float.self && usesFloat32Kernel
+        if T.self == Float.self && float32KernelActive
             && goku_f32_product(
                 transA, transB, Int32(m), Int32(n), Int32(k), unsafeBitCast(alpha, to: Float.self),
                 UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
