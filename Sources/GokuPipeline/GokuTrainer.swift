@@ -17,6 +17,8 @@ public struct GokuStepLosses: Sendable {
     public var gradientNorm: Double
     /// Tokens in the packed sequence.
     public var tokens: Int
+    /// The text encoder's caption-role loss (unweighted), when that objective is on and the batch had labels.
+    public var textRoleLoss: Double? = nil
 }
 
 /// Trains the Goku transformer (`goku train`): joint image and video training on cached VAE latents of the Shapes
@@ -47,7 +49,12 @@ public final class GokuTrainer {
     public private(set) var consumed = 0
 
     let trainsText: Bool
+    /// The model's weights (transformer, and the text encoder when trained): EMA'd and exported.
     let parameters: [(key: String, tensor: Tensor)]
+    /// The text encoder's auxiliary objective, when `textRoleLossWeight` > 0.
+    public let roleObjective: CaptionRoleObjective?
+    /// Everything the optimizer updates and checkpoints save: `parameters` and the role head.
+    let optimized: [(key: String, tensor: Tensor)]
     let optimizer: AdamW
     let ema: ExponentialMovingAverage?
     let schedule: LearningRateSchedule
@@ -69,7 +76,8 @@ public final class GokuTrainer {
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         // The matrix-product precision may change on resume: weights and optimizer state are Float32 either way.
-        try RunConfigFile.checkOrWrite(config, in: runDirectory, mayChange: ["precision"])
+        // So may the caption-role loss's weight: its head is not part of the model, and starts fresh when turned on.
+        try RunConfigFile.checkOrWrite(config, in: runDirectory, mayChange: ["precision", "textRoleLossWeight"])
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
         vae = try VideoAutoencoder.load(from: vaeFolder)
@@ -101,8 +109,11 @@ public final class GokuTrainer {
             parameters += text.encoder.model.namedParameters().map { (key: "text_encoder." + $0.key, tensor: $0.tensor) }
         }
         self.parameters = parameters
+        roleObjective = config.textRoleLossWeight > 0
+            ? CaptionRoleObjective(dimension: text.dimension, generator: RandomGenerator(seed: config.seed &+ 0x2013)) : nil
+        optimized = parameters + (roleObjective?.namedParameters ?? [])
         optimizer = AdamW(
-            parameters, options: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
+            optimized, options: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
             decayFilter: { key in key.hasSuffix(".weight") && !key.contains("norm") && !key.contains("embed") && !key.contains("shared") })
         ema = config.emaDecay > 0 ? ExponentialMovingAverage(parameters, decay: config.emaDecay) : nil
         schedule = LearningRateSchedule(
@@ -146,12 +157,14 @@ public final class GokuTrainer {
     public func trainStep() throws -> GokuStepLosses {
         transformer.setTraining(true)
         text.encoder.model.setTraining(trainsText)
-        for (_, p) in parameters { p.grad = nil }
+        for (_, p) in optimized { p.grad = nil }
         let items = (0..<config.samplesPerStep).map { dataset.items[datasetIndex(at: consumed + $0)] }
         consumed += items.count
 
         let captions = items.map { config.captionDropout > 0 && Double(generator.nextUniform()) < config.captionDropout ? "" : $0.caption }
-        let conditions = text.encode(captions, differentiable: trainsText)
+        let encoded = text.encodeBatch(captions, differentiable: trainsText)
+        let conditions = captions.indices.map { i in (states: encoded.states.slice(axis: 0, i, i + 1).squeeze(0), mask: encoded.masks[i]) }
+        let roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
         var samples: [GokuSample] = [], targets: [Tensor] = []
         let times = config.timesteps.sample(count: items.count, generator: generator)
         for (i, item) in items.enumerated() {
@@ -179,16 +192,21 @@ public final class GokuTrainer {
         let batch = try PackedBatch(samples: samples, config: transformer.config)
         let prediction = MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) { transformer(batch) }
         let loss = RectifiedFlow.loss(predictions: batch.unpack(prediction), targets: targets)
-        loss.backward()
+        if let roleLoss {
+            (loss + roleLoss * Tensor(Float(config.textRoleLossWeight))).backward()
+        } else {
+            loss.backward()
+        }
         let value = Double(loss.item())
         guard value.isFinite else { throw GokuPipelineError.invalidOption(option: "learningRate", reason: "training diverged at step \(step) (loss \(value))") }
-        let trained = parameters.map(\.tensor).filter(\.requiresGrad)
+        let trained = optimized.map(\.tensor).filter(\.requiresGrad)
         let norm = config.clipNorm > 0 ? GradientClipping.clipGlobalNorm(trained, maxNorm: config.clipNorm) : 0
         optimizer.options.learningRate = schedule(step)
         optimizer.update()
         ema?.update(step: step)
         step += 1
-        return GokuStepLosses(loss: value, gradientNorm: norm, tokens: batch.layout.tokenCount)
+        return GokuStepLosses(
+            loss: value, gradientNorm: norm, tokens: batch.layout.tokenCount, textRoleLoss: roleLoss.map { Double($0.item()) })
     }
 
     /// Trains to `config.steps` with checkpoints, progress and the metrics log, then exports the model folder
@@ -205,10 +223,12 @@ public final class GokuTrainer {
             let losses = try trainStep()
             tokensSeen += losses.tokens
             let seconds = Date().timeIntervalSince(stepStart)
-            log.append(step: step, [
+            var record = [
                 "loss": losses.loss, "grad_norm": losses.gradientNorm, "lr": optimizer.options.learningRate,
                 "tokens": Double(losses.tokens), "step_seconds": seconds,
-            ])
+            ]
+            record["text_role_loss"] = losses.textRoleLoss
+            log.append(step: step, record)
             bar.update(completed: step, metrics: [("loss", losses.loss), ("tok/s", Double(tokensSeen) / Date().timeIntervalSince(start))])
             if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && step < config.steps {
                 try store.save(snapshot(seconds: previousSeconds + Date().timeIntervalSince(start)))
@@ -234,7 +254,7 @@ public final class GokuTrainer {
 
     private func snapshot(seconds: Double) throws -> TrainingSnapshot {
         var groups: [String: [String: Tensor]] = [
-            "model": Dictionary(uniqueKeysWithValues: parameters.map { ($0.key, $0.tensor) }),
+            "model": Dictionary(uniqueKeysWithValues: optimized.map { ($0.key, $0.tensor) }),
             "optimizer": optimizer.stateDictionary(),
         ]
         if let ema { groups["ema"] = ema.shadow }
@@ -251,5 +271,7 @@ public final class GokuTrainer {
         }
         try transformer.load(part("transformer."))
         if trainsText { try text.encoder.model.load(part("text_encoder.")) }
+        // A checkpoint from before the role loss was turned on has no head: it keeps its fresh initialisation.
+        if let roleObjective, case let head = part("text_role_head."), !head.isEmpty { try roleObjective.head.load(head) }
     }
 }

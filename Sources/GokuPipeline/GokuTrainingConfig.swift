@@ -6,8 +6,8 @@ import TensorCore
 import TextEncoder
 
 /// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
-/// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps` and
-/// `precision` may change).
+/// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps`,
+/// `precision` and `textRoleLossWeight` may change).
 public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// The transformer; nil selects `preset` with `inChannels` and `textDimension` taken from the VAE and text encoder.
     public var transformer: GokuConfig?
@@ -63,6 +63,10 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// accumulation, master weights and optimizer state; see `MixedPrecision`). Sampling and export are Float32. A
     /// resumed run may switch it (for example, continuing an fp32 run in bf16).
     public var precision = "fp32"
+    /// Weight of the text encoder's auxiliary caption-role loss (`CaptionRoleObjective`) beside the flow loss; 0
+    /// disables it. Only for a text encoder trained jointly (`textEncoderFolder` nil). A resumed run may turn it on:
+    /// the head starts fresh when the checkpoint has none.
+    public var textRoleLossWeight = 0.0
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -96,6 +100,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(MixedPrecision.Mode(name: precision) != nil, "precision", "'\(precision)' (\(MixedPrecision.Mode.names.joined(separator: " or ")))")
         try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
+        try check(textRoleLossWeight >= 0 && textRoleLossWeight.isFinite, "textRoleLossWeight", "must be ≥ 0")
+        try check(textRoleLossWeight == 0 || textEncoderFolder == nil, "textRoleLossWeight",
+            "needs a text encoder trained jointly (no textEncoderFolder)")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")
         try check((data.frames - 1) % 4 == 0, "data.frames", "\(data.frames) is not 1 + 4k")
         try check(data.width % 16 == 0 && data.height % 16 == 0, "data.width", "\(data.width)x\(data.height) must be multiples of 16")

@@ -24,12 +24,16 @@ public final class TextConditioning {
     /// - Parameters: texts: B captions; differentiable: record the graph (training the encoder).
     /// - Returns: per caption, states (Ltext, D) and the mask (true for tokens, false for padding).
     public func encode(_ texts: [String], differentiable: Bool = false) -> [(states: Tensor, mask: [Bool])] {
+        let batch = encodeBatch(texts, differentiable: differentiable)
+        return texts.indices.map { i in (batch.states.slice(axis: 0, i, i + 1).squeeze(0), batch.masks[i]) }
+    }
+
+    /// Encodes captions into one batch: states (B, Ltext, D) and per caption the mask.
+    public func encodeBatch(_ texts: [String], differentiable: Bool = false) -> (states: Tensor, masks: [[Bool]]) {
         let batch = encoder.tokenizer.encodeBatch(texts, maxLength: maxLength, padding: .maxLength)
         let run = { self.encoder.model.encode(ids: batch.ids, attentionMask: batch.attentionMask) }
-        let hidden = differentiable ? run() : Autograd.inference(run)  // (B, Ltext, D)
-        return texts.indices.map { i in
-            (hidden.slice(axis: 0, i, i + 1).squeeze(0), batch.attentionMask[i].map { $0 != 0 })
-        }
+        let hidden = differentiable ? run() : Autograd.inference(run)
+        return (hidden, batch.attentionMask.map { $0.map { $0 != 0 } })
     }
 
     /// How many tokens `text` needs (with `</s>`), to warn about truncation.

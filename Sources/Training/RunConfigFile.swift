@@ -20,7 +20,12 @@ public enum RunConfigFile {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         if FileManager.default.fileExists(atPath: url.path) {
-            guard let saved = try? JSONDecoder().decode(C.self, from: Data(contentsOf: url)) else {
+            // A changeable key that an older run.json lacks takes the new config's value.
+            guard var stored = (try? JSONSerialization.jsonObject(with: Data(contentsOf: url))) as? [String: Any],
+                let current = try JSONSerialization.jsonObject(with: encoder.encode(config)) as? [String: Any]
+            else { throw RunConfigError(file: url.path, reason: "unreadable run config") }
+            for key in free where stored[key] == nil { stored[key] = current[key] }
+            guard let saved = try? JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: stored)) else {
                 throw RunConfigError(file: url.path, reason: "unreadable run config")
             }
             func canonical(_ value: C) throws -> Data {

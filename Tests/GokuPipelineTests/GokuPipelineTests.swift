@@ -107,6 +107,48 @@ final class GokuPipelineTests: XCTestCase {
         XCTAssertEqual(steps.count, 1, "the record past the checkpoint was dropped and step 3 logged once")
     }
 
+    /// The caption-role loss turned on when resuming a run without it: the head starts fresh, the loss is logged, and
+    /// from then on resuming is exact for the head too.
+    func testRoleLossTurnedOnWhenResuming() throws {
+        func roleConfig(steps: Int, weight: Double) -> GokuTrainingConfig {
+            var config = tinyConfig(steps: steps)
+            config.maxTextLength = 16  // pair captions fit, so they are labelled too
+            config.textRoleLossWeight = weight
+            config.decay = .constant  // the learning rate then does not depend on the step count each phase targets
+            return config
+        }
+        let straightRun = Self.folder.appendingPathComponent("roles-straight")
+        try GokuTrainer(config: roleConfig(steps: 2, weight: 0), runDirectory: straightRun, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let straight = try GokuTrainer(config: roleConfig(steps: 6, weight: 0.1), runDirectory: straightRun, showProgress: false)
+        XCTAssertEqual(straight.step, 2)
+        try straight.run(showProgress: false, output: devNull)
+        let log = try String(contentsOf: straightRun.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let lines = log.split(separator: "\n")
+        XCTAssertFalse(lines[1].contains("text_role_loss"), "step 2 trained without it")
+        XCTAssertTrue(lines[2].contains("text_role_loss"), String(lines[2]))
+
+        let resumedRun = Self.folder.appendingPathComponent("roles-resumed")
+        try GokuTrainer(config: roleConfig(steps: 2, weight: 0), runDirectory: resumedRun, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        try GokuTrainer(config: roleConfig(steps: 4, weight: 0.1), runDirectory: resumedRun, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let resumed = try GokuTrainer(config: roleConfig(steps: 6, weight: 0.1), runDirectory: resumedRun, showProgress: false)
+        try resumed.run(showProgress: false, output: devNull)
+        for (key, value) in straight.roleObjective!.head.parameterDictionary() {
+            XCTAssertEqual(resumed.roleObjective!.head.parameterDictionary()[key]!.scalars, value.scalars, "head " + key)
+        }
+        for (key, value) in straight.text.encoder.model.parameterDictionary() {
+            XCTAssertEqual(resumed.text.encoder.model.parameterDictionary()[key]!.scalars, value.scalars, "text " + key)
+        }
+        XCTAssertThrowsError(try GokuTrainer(
+            config: { var c = roleConfig(steps: 6, weight: 0.1); c.textEncoderFolder = "/nowhere"; return c }(),
+            runDirectory: Self.folder.appendingPathComponent("roles-frozen"), showProgress: false)
+        ) { error in
+            XCTAssertTrue("\(error)".contains("textRoleLossWeight"), "\(error)")
+        }
+    }
+
     /// Bad requests are named, not crashes.
     func testGenerationErrors() throws {
         let run = Self.folder.appendingPathComponent("errors")

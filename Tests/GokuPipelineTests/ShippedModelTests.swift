@@ -16,8 +16,8 @@ final class ShippedModelTests: XCTestCase {
     func testShippedModelIsFoundAndFitsTheBudget() throws {
         let model = repository.appendingPathComponent(DefaultModel.relativePath)
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(repository.appendingPathComponent("Sources").path)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repository.appendingPathComponent("Sources").path))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         let found = try XCTUnwrap(DefaultModel.locate(environment: [:]), "models/goku-shapes not found from Sources/")
         XCTAssertEqual(found.standardizedFileURL.path, model.standardizedFileURL.path)
 

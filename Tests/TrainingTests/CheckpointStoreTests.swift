@@ -146,7 +146,7 @@ final class CheckpointStoreTests: XCTestCase {
         try FileManager.default.removeItem(at: store.directory)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         // Put a plain file where the checkpoints folder was, so creating the temporary folder fails.
-        FileManager.default.createFile(atPath: store.directory.path, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: store.directory.path, contents: Data("x".utf8)))
         try store.save(
             TrainingSnapshot(
                 groups: [:], state: TrainingState(step: 1, generator: RandomGenerator(seed: 0), dataPosition: 0)))

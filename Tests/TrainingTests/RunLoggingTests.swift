@@ -59,6 +59,24 @@ final class RunLoggingTests: XCTestCase {
         }
     }
 
+    /// A run.json written before a changeable field existed still resumes: the missing field takes the new value; a
+    /// missing field that may not change is still an error.
+    func testOlderRunConfigWithoutAChangeableField() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("goku-run-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent(RunConfigFile.fileName)
+        try Data(#"{"steps": 10, "learningRate": 0.001}"#.utf8).write(to: file)
+        try RunConfigFile.checkOrWrite(Config(steps: 20, precision: "bf16", learningRate: 1e-3), in: folder, mayChange: ["precision"])
+        XCTAssertEqual(try JSONDecoder().decode(Config.self, from: Data(contentsOf: file)).precision, "bf16")
+        try Data(#"{"steps": 10, "precision": "fp32"}"#.utf8).write(to: file)
+        XCTAssertThrowsError(
+            try RunConfigFile.checkOrWrite(Config(steps: 20, precision: "fp32", learningRate: 1e-3), in: folder, mayChange: ["precision"])
+        ) { error in
+            XCTAssertTrue("\(error)".contains("unreadable run config"), "\(error)")
+        }
+    }
+
     /// The line shows the count, percentage, metrics, rate and ETA.
     func testProgressLine() throws {
         let sink = FileHandle(forWritingAtPath: "/dev/null")!

@@ -27,6 +27,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Override the config's matrix-product precision, fp32 or bf16 (a resumed run may switch).")
     var precision: String?
 
+    @Option(help: "Override the config's textRoleLossWeight: the weight of the text encoder's caption-role loss (a resumed run may turn it on).")
+    var textRoleLoss: Double?
+
     @Flag(help: "Only export the newest checkpoint to OUTPUT/model, without training.")
     var exportOnly = false
 
@@ -38,6 +41,7 @@ struct TrainCommand: ParsableCommand {
         var trainingConfig = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
         if let steps { trainingConfig.steps = steps }
         if let precision { trainingConfig.precision = precision }
+        if let textRoleLoss { trainingConfig.textRoleLossWeight = textRoleLoss }
         let runURL = URL(fileURLWithPath: output)
         let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL)
         if exportOnly {
