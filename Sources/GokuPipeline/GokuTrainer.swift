@@ -25,7 +25,8 @@ public struct GokuStepLosses: Sendable {
 /// data, each step one packed sequence (Patch n' Pack) of images and videos with per-sample flow times.
 ///
 /// Text: a pretrained T5 is used frozen; otherwise (the shipped model) a tiny T5 is trained jointly, its gradients
-/// flowing through cross-attention. Objective: rectified flow (x_t = t·x1 + (1 − t)·x0, target x1 − x0, flow times
+/// flowing through cross-attention, optionally with the caption-role objective beside the flow loss
+/// (`CaptionRoleObjective`, after its own short phase, `CaptionRolePretraining`). Objective: rectified flow (x_t = t·x1 + (1 − t)·x0, target x1 − x0, flow times
 /// logit-normal and shifted by the token count), or the DDPM ε-prediction baseline with the same model and data.
 /// Optimisation: AdamW (weight decay on matrices only), warm-up then cosine, clipping, EMA of every trained weight.
 /// State: the run folder's checkpoints hold the weights, EMA, optimizer, random state and data position, so a resumed
@@ -55,6 +56,8 @@ public final class GokuTrainer {
     public let roleObjective: CaptionRoleObjective?
     /// Everything the optimizer updates and checkpoints save: `parameters` and the role head.
     let optimized: [(key: String, tensor: Tensor)]
+    /// Whether the role objective starts with this run (no head in the checkpoint), so its phase is still to run.
+    public private(set) var rolePretrainingPending = false
     let optimizer: AdamW
     let ema: ExponentialMovingAverage?
     let schedule: LearningRateSchedule
@@ -76,8 +79,10 @@ public final class GokuTrainer {
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         // The matrix-product precision may change on resume: weights and optimizer state are Float32 either way.
-        // So may the caption-role loss's weight: its head is not part of the model, and starts fresh when turned on.
-        try RunConfigFile.checkOrWrite(config, in: runDirectory, mayChange: ["precision", "textRoleLossWeight"])
+        // So may the caption-role settings: the head is not part of the model, and starts fresh when turned on.
+        try RunConfigFile.checkOrWrite(
+            config, in: runDirectory,
+            mayChange: ["precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight", "textRoleReinitialize"])
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
         vae = try VideoAutoencoder.load(from: vaeFolder)
@@ -128,6 +133,8 @@ public final class GokuTrainer {
 
         store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
         let snapshot = try store.latest().map { try CheckpointStore.load(from: $0) }
+        rolePretrainingPending = roleObjective != nil && config.textRolePretrainSteps > 0
+            && !(snapshot?.groups["model"]?.keys.contains { $0.hasPrefix("text_role_head.") } ?? false)
         if let snapshot {
             try loadPrefixed(snapshot.groups["model"] ?? [:])
             try optimizer.loadStateDictionary(snapshot.groups["optimizer"] ?? [:])
@@ -209,9 +216,29 @@ public final class GokuTrainer {
             loss: value, gradientNorm: norm, tokens: batch.layout.tokenCount, textRoleLoss: roleLoss.map { Double($0.item()) })
     }
 
+    /// Runs the caption-role phase (`CaptionRolePretraining`) when the role objective starts with this run; the EMA
+    /// of the text encoder restarts at the weights it leaves. Nothing when it is not pending.
+    public func pretrainTextRoles(showProgress: Bool = true, output: FileHandle = .standardError) throws -> CaptionRolePretraining.Report? {
+        guard rolePretrainingPending, let roleObjective else { return nil }
+        var phase = CaptionRolePretraining(
+            steps: config.textRolePretrainSteps, learningRate: config.textRolePretrainLearningRate, seed: config.seed &+ 0x2014)
+        phase.anchorWeight = config.textRoleAnchorWeight
+        phase.reinitialize = config.textRoleReinitialize
+        let bar = ProgressBar(total: phase.steps, label: "text roles", output: output, interactive: showProgress ? nil : false)
+        let report = try phase.run(text: text, objective: roleObjective, captions: dataset.items.map(\.caption), progress: bar)
+        ema?.restart { $0.hasPrefix("text_encoder.") }
+        rolePretrainingPending = false
+        return report
+    }
+
     /// Trains to `config.steps` with checkpoints, progress and the metrics log, then exports the model folder
-    /// `<run>/model` (EMA weights, transformer in bf16).
+    /// `<run>/model` (EMA weights, transformer in bf16). Starts with the caption-role phase when it is pending.
     public func run(showProgress: Bool = true, output: FileHandle = .standardError) throws {
+        if let report = try pretrainTextRoles(showProgress: showProgress, output: output) {
+            output.write(Data(String(
+                format: "text roles: loss %.4f, anchor %.4f, object words' roles %.1f%% right\n",
+                report.roleLoss, report.anchor, 100 * report.objectWordAccuracy).utf8))
+        }
         let log = try self.log ?? MetricsLog(url: runDirectory.appendingPathComponent("metrics.jsonl"), resumingAt: step)
         self.log = log
         let bar = ProgressBar(total: config.steps, label: "train", output: output, interactive: showProgress ? nil : false)

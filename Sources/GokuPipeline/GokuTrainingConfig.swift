@@ -7,7 +7,7 @@ import TextEncoder
 
 /// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
 /// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps`,
-/// `precision` and `textRoleLossWeight` may change).
+/// `precision` and the `textRole…` fields may change).
 public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// The transformer; nil selects `preset` with `inChannels` and `textDimension` taken from the VAE and text encoder.
     public var transformer: GokuConfig?
@@ -67,6 +67,15 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// disables it. Only for a text encoder trained jointly (`textEncoderFolder` nil). A resumed run may turn it on:
     /// the head starts fresh when the checkpoint has none.
     public var textRoleLossWeight = 0.0
+    /// When the caption-role loss starts (a new run, or a resumed one whose checkpoint has no role head), steps of
+    /// that objective alone on the text encoder before training goes on (`CaptionRolePretraining`); 0 skips them.
+    public var textRolePretrainSteps = 400
+    /// Their peak learning rate.
+    public var textRolePretrainLearningRate = 1e-3
+    /// Whether they start the encoder from fresh weights, held near the old states by the anchor only.
+    public var textRoleReinitialize = false
+    /// Their anchor weight: how strongly the encoder's states are held where they were (`CaptionRolePretraining`).
+    public var textRoleAnchorWeight = 1.0
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -101,6 +110,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
         try check(textRoleLossWeight >= 0 && textRoleLossWeight.isFinite, "textRoleLossWeight", "must be ≥ 0")
+        try check(textRolePretrainSteps >= 0, "textRolePretrainSteps", "must be ≥ 0")
+        try check(textRoleAnchorWeight >= 0 && textRoleAnchorWeight.isFinite, "textRoleAnchorWeight", "must be ≥ 0")
+        try check(textRolePretrainLearningRate > 0 && textRolePretrainLearningRate.isFinite, "textRolePretrainLearningRate", "must be positive")
         try check(textRoleLossWeight == 0 || textEncoderFolder == nil, "textRoleLossWeight",
             "needs a text encoder trained jointly (no textEncoderFolder)")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")

@@ -11,7 +11,8 @@ import TextEncoder
 /// `▁word` (score −2), then `▁` and single characters (score −10) so any other text still tokenises (letters,
 /// digits, punctuation; anything else is `<unk>`). Viterbi then always prefers whole grammar words. Ids 0, 1, 2 are
 /// `<pad>`, `</s>`, `<unk>` as in T5. The encoder is a standard T5 encoder (gated GELU, relative position bias) of
-/// `encoderConfig`'s size, trained from scratch jointly with the transformer; the same code path loads Flan-T5.
+/// `encoderConfig`'s size, trained from scratch jointly with the transformer (with the caption-role objective,
+/// `CaptionRoleObjective`, so that its states carry word order); the same code path loads Flan-T5.
 public enum ShapesText {
     /// Every word of the caption grammar, sorted.
     public static var words: [String] {

@@ -43,6 +43,12 @@ public final class ExponentialMovingAverage {
         for (key, p) in parameters { if let s = shadow[key] { p.assign(s) } }
     }
 
+    /// Restarts the average of the parameters whose keys `where` accepts at their current weights (after those
+    /// weights were changed outside the run, so the average does not mix the old ones in).
+    public func restart(where accepts: (String) -> Bool) {
+        for (key, p) in parameters where accepts(key) { shadow[key] = p.to(.float32).detached().copy() }
+    }
+
     /// Replaces the average (when resuming).
     public func load(_ tensors: [String: Tensor]) throws {
         for (key, p) in parameters {

@@ -107,14 +107,16 @@ final class GokuPipelineTests: XCTestCase {
         XCTAssertEqual(steps.count, 1, "the record past the checkpoint was dropped and step 3 logged once")
     }
 
-    /// The caption-role loss turned on when resuming a run without it: the head starts fresh, the loss is logged, and
-    /// from then on resuming is exact for the head too.
+    /// The caption-role loss turned on when resuming a run without it: its phase runs once, the head starts fresh, the
+    /// loss is logged, and from then on resuming is exact for the head too.
     func testRoleLossTurnedOnWhenResuming() throws {
         func roleConfig(steps: Int, weight: Double) -> GokuTrainingConfig {
             var config = tinyConfig(steps: steps)
             config.maxTextLength = 16  // pair captions fit, so they are labelled too
             config.textRoleLossWeight = weight
             config.decay = .constant  // the learning rate then does not depend on the step count each phase targets
+            config.textRolePretrainSteps = 3
+            config.textRoleReinitialize = true
             return config
         }
         let straightRun = Self.folder.appendingPathComponent("roles-straight")
@@ -122,7 +124,11 @@ final class GokuPipelineTests: XCTestCase {
             .run(showProgress: false, output: devNull)
         let straight = try GokuTrainer(config: roleConfig(steps: 6, weight: 0.1), runDirectory: straightRun, showProgress: false)
         XCTAssertEqual(straight.step, 2)
+        XCTAssertTrue(straight.rolePretrainingPending)
+        let before = straight.text.encoder.model.parameterDictionary()["shared.weight"]!.scalars
         try straight.run(showProgress: false, output: devNull)
+        XCTAssertFalse(straight.rolePretrainingPending)
+        XCTAssertNotEqual(straight.text.encoder.model.parameterDictionary()["shared.weight"]!.scalars, before)
         let log = try String(contentsOf: straightRun.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         let lines = log.split(separator: "\n")
         XCTAssertFalse(lines[1].contains("text_role_loss"), "step 2 trained without it")
@@ -134,6 +140,7 @@ final class GokuPipelineTests: XCTestCase {
         try GokuTrainer(config: roleConfig(steps: 4, weight: 0.1), runDirectory: resumedRun, showProgress: false)
             .run(showProgress: false, output: devNull)
         let resumed = try GokuTrainer(config: roleConfig(steps: 6, weight: 0.1), runDirectory: resumedRun, showProgress: false)
+        XCTAssertFalse(resumed.rolePretrainingPending, "the checkpoint has the head: the phase ran before it")
         try resumed.run(showProgress: false, output: devNull)
         for (key, value) in straight.roleObjective!.head.parameterDictionary() {
             XCTAssertEqual(resumed.roleObjective!.head.parameterDictionary()[key]!.scalars, value.scalars, "head " + key)
