@@ -112,4 +112,28 @@ final class CaptionRoleTests: XCTestCase {
         XCTAssertLessThan(anchored.anchor, 0.01)
         XCTAssertThrowsError(try phase.run(text: held, objective: heldObjective, captions: ["a dog"]))
     }
+
+    /// The order probe reads 0 for swapped objects from an encoder without position information (a T5 whose relative
+    /// position bias is zero), and more than that from one with it.
+    func testTextOrderProbe() throws {
+        let config = T5Config(
+            dModel: 32, dKV: 8, dFF: 64, numLayers: 2, numHeads: 4, relativeAttentionNumBuckets: 16,
+            relativeAttentionMaxDistance: 32, vocabSize: (ShapesText.pieces.count + 63) / 64 * 64)
+        let model = T5EncoderModel(config: config, generator: RandomGenerator(seed: 6))
+        let text = TextConditioning(T5TextEncoder(tokenizer: try ShapesText.tokenizer(), model: model, maxLength: 16))
+        var rng = ShapesRandom(seed: 2)
+        let scenes = (0..<40).map { _ in ShapesPromptSet.random(using: &rng, video: false) }
+        let withPositions = TextOrderProbe.measure(text: text, scenes: scenes)
+        XCTAssertGreaterThan(withPositions.pairs, 5)
+        XCTAssertGreaterThan(withPositions.swappedObjects, 0.05, withPositions.summary)
+        XCTAssertGreaterThan(withPositions.flippedRelation, 0.01, withPositions.summary)
+
+        let key = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+        var weights = model.parameterDictionary()
+        weights[key] = Tensor.zeros(weights[key]!.shape)
+        try model.load(weights)
+        let blind = TextOrderProbe.measure(text: text, scenes: scenes)
+        XCTAssertLessThan(blind.swappedObjects, 1e-5, blind.summary)
+        XCTAssertGreaterThan(blind.flippedRelation, 0.01, "the relation word itself still differs: \(blind.summary)")
+    }
 }

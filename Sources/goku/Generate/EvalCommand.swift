@@ -9,7 +9,7 @@ import Training
 /// `goku eval`: measured evaluations of a model.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate a model.", subcommands: [EvalShapesCommand.self])
+        commandName: "eval", abstract: "Evaluate a model.", subcommands: [EvalShapesCommand.self, EvalTextCommand.self])
 }
 
 /// `goku eval shapes`: GenEval-style prompt following on the Shapes world, scored by the analytic detector.
@@ -89,5 +89,34 @@ struct EvalShapesCommand: ParsableCommand {
         print("prompts: \(set.count) (\(set.filter(\.isVideo).count) videos)"
             + (reference.map { "; scored: \($0.rawValue) ground truth, not generations" } ?? ""))
         print(score.summary)
+    }
+}
+
+/// `goku eval text`: how much the model's text encoder states depend on word order (`TextOrderProbe`).
+struct EvalTextCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text",
+        abstract: "Probe the text encoder: do its states change when a pair caption's objects swap or its relation flips?")
+
+    @Option(help: "Model folder; default: the shipped model.")
+    var model: String?
+
+    @Option(help: "Pair captions drawn (held-out split, static scenes).")
+    var count = 64
+
+    @Option(help: "Seed of the draw.")
+    var seed: UInt64 = 0
+
+    func run() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive") }
+        let bundle = try GokuModelBundle.load(from: DefaultModel.resolve(model))
+        var rng = ShapesRandom(seed: seed)
+        var scenes: [SceneAttributes] = []
+        while scenes.count < count {
+            // Static scenes: a moving pair's caption ends "circle, both moving …", and "circle," is another word.
+            let scene = ShapesPromptSet.random(using: &rng, video: false, split: .evaluation)
+            if scene.isPair { scenes.append(scene) }
+        }
+        print(TextOrderProbe.measure(text: bundle.text, scenes: scenes).summary)
     }
 }
