@@ -15,10 +15,7 @@ public enum CaptionRole: Int, CaseIterable, Sendable {
     /// tokenizer splits it into one piece per word); nil for text outside the grammar.
     public static func labels(caption: String) -> [CaptionRole]? {
         guard let scene = try? SceneAttributes(caption: caption) else { return nil }
-        let words = caption.split(separator: " ")
-        var labels = [CaptionRole](repeating: .none, count: words.count)
-        // The grammar's layout: groups "N size colour shapes …", singles and pairs "a size colour shape …", a pair's
-        // second object "… a size colour shape" right after the relation phrase.
+        var labels = [CaptionRole](repeating: .none, count: caption.split(separator: " ").count)
         let first: CaptionRole, second: CaptionRole
         switch scene.relation {
         case nil: (first, second) = (.sole, .none)
@@ -27,12 +24,19 @@ public enum CaptionRole: Int, CaseIterable, Sendable {
         case .above?: (first, second) = (.top, .bottom)
         case .below?: (first, second) = (.bottom, .top)
         }
-        for i in 1...3 { labels[i] = first }
-        if let relation = scene.relation {
-            let start = 4 + relation.phrase.split(separator: " ").count + 1  // after the phrase and "a"
-            for i in start..<(start + 3) { labels[i] = second }
-        }
+        let positions = objectWordPositions(scene)
+        for i in positions.subject { labels[i] = first }
+        for i in positions.reference { labels[i] = second }
         return labels
+    }
+
+    /// Word positions of the size, colour and shape of the caption's first object and, for a pair, of its second
+    /// (empty otherwise). The grammar's layout: groups "N size colour shapes …", singles and pairs "a size colour
+    /// shape …", a pair's second object "… a size colour shape" right after the relation phrase.
+    public static func objectWordPositions(_ scene: SceneAttributes) -> (subject: [Int], reference: [Int]) {
+        guard let relation = scene.relation else { return (Array(1...3), []) }
+        let start = 4 + relation.phrase.split(separator: " ").count + 1  // after the phrase and "a"
+        return (Array(1...3), Array(start..<(start + 3)))
     }
 }
 
@@ -77,6 +81,19 @@ public final class CaptionRoleObjective {
             count += labels.count
         }
         return (Tensor(shape: [captions.count, length, roles], scalars: values), count)
+    }
+
+    /// The head's most likely role per token of `states` (B, L, D): B rows of L roles.
+    public func predictedRoles(states: Tensor) -> [[CaptionRole]] {
+        let logits = Autograd.inference { head(states) }
+        let (batch, length, roles) = (logits.shape[0], logits.shape[1], logits.shape[2])
+        let values = logits.scalars
+        return (0..<batch).map { b in
+            (0..<length).map { t in
+                let row = values[((b * length + t) * roles)..<((b * length + t + 1) * roles)]
+                return CaptionRole(rawValue: row.indices.max { row[$0] < row[$1] }! - row.startIndex)!
+            }
+        }
     }
 
     /// Mean cross-entropy over the labelled tokens of `states` (B, L, D); nil when none is labelled.

@@ -78,11 +78,7 @@ public final class GokuTrainer {
         self.config = config
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        // The matrix-product precision may change on resume: weights and optimizer state are Float32 either way.
-        // So may the caption-role settings: the head is not part of the model, and starts fresh when turned on.
-        try RunConfigFile.checkOrWrite(
-            config, in: runDirectory,
-            mayChange: ["precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight", "textRoleReinitialize"])
+        try RunConfigFile.checkOrWrite(config, in: runDirectory, mayChange: GokuTrainingConfig.changeableOnResume)
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
         vae = try VideoAutoencoder.load(from: vaeFolder)
@@ -170,7 +166,7 @@ public final class GokuTrainer {
 
         let captions = items.map { config.captionDropout > 0 && Double(generator.nextUniform()) < config.captionDropout ? "" : $0.caption }
         let encoded = text.encodeBatch(captions, differentiable: trainsText)
-        let conditions = captions.indices.map { i in (states: encoded.states.slice(axis: 0, i, i + 1).squeeze(0), mask: encoded.masks[i]) }
+        let conditions = text.perCaption(encoded)
         let roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
         var samples: [GokuSample] = [], targets: [Tensor] = []
         let times = config.timesteps.sample(count: items.count, generator: generator)

@@ -85,6 +85,14 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// Written into the exported model's `model_index.json`.
     public var sampling = SamplingDefaults()
 
+    /// The fields a resumed run may change besides `steps`: the matrix-product precision (weights and optimizer state
+    /// are Float32 either way) and the caption-role settings (the head is not part of the model, and starts fresh
+    /// when turned on).
+    public static let changeableOnResume: Set<String> = [
+        "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
+        "textRoleReinitialize",
+    ]
+
     /// The defaults.
     public init() {}
 

@@ -24,8 +24,12 @@ public final class TextConditioning {
     /// - Parameters: texts: B captions; differentiable: record the graph (training the encoder).
     /// - Returns: per caption, states (Ltext, D) and the mask (true for tokens, false for padding).
     public func encode(_ texts: [String], differentiable: Bool = false) -> [(states: Tensor, mask: [Bool])] {
-        let batch = encodeBatch(texts, differentiable: differentiable)
-        return texts.indices.map { i in (batch.states.slice(axis: 0, i, i + 1).squeeze(0), batch.masks[i]) }
+        perCaption(encodeBatch(texts, differentiable: differentiable))
+    }
+
+    /// A batch from `encodeBatch` split per caption: states (Ltext, D) and the mask.
+    public func perCaption(_ batch: (states: Tensor, masks: [[Bool]])) -> [(states: Tensor, mask: [Bool])] {
+        batch.masks.indices.map { i in (batch.states.slice(axis: 0, i, i + 1).squeeze(0), batch.masks[i]) }
     }
 
     /// Encodes captions into one batch: states (B, Ltext, D) and per caption the mask.

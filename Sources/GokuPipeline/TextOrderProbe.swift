@@ -28,28 +28,12 @@ public enum TextOrderProbe {
         private func format(_ x: Double) -> String { String(format: "%.3f", x) }
     }
 
-    /// The opposite relation.
-    static func opposite(_ r: Relation) -> Relation {
-        switch r {
-        case .leftOf: return .rightOf
-        case .rightOf: return .leftOf
-        case .above: return .below
-        case .below: return .above
-        }
-    }
-
-    /// Word positions of the subject's and the reference's size, colour and shape in a pair caption.
-    static func objectPositions(_ scene: SceneAttributes) -> (subject: [Int], reference: [Int]) {
-        let start = 4 + (scene.relation?.phrase.split(separator: " ").count ?? 0) + 1
-        return (Array(1...3), Array(start..<(start + 3)))
-    }
-
     /// Measures `text` on the pair scenes among `scenes` (others are skipped).
     public static func measure(text: TextConditioning, scenes: [SceneAttributes]) -> Result {
         let pairs = scenes.filter(\.isPair)
         guard !pairs.isEmpty else { return Result(pairs: 0, swappedObjects: .nan, flippedRelation: .nan) }
         let swapped = pairs.map { SceneAttributes(objects: [$0.objects[1], $0.objects[0]], relation: $0.relation, motion: $0.motion) }
-        let flipped = pairs.map { SceneAttributes(objects: $0.objects, relation: opposite($0.relation!), motion: $0.motion) }
+        let flipped = pairs.map { SceneAttributes(objects: $0.objects, relation: $0.relation!.opposite, motion: $0.motion) }
         func states(_ s: [SceneAttributes]) -> (values: [Float], length: Int, width: Int) {
             let t = Autograd.inference { text.encodeBatch(s.map(\.caption)).states }
             return (t.scalars, t.shape[1], t.shape[2])
@@ -67,7 +51,7 @@ public enum TextOrderProbe {
         }
         var swapSum = 0.0, flipSum = 0.0, count = 0
         for (i, scene) in pairs.enumerated() {
-            let (subject, reference) = objectPositions(scene)
+            let (subject, reference) = CaptionRole.objectWordPositions(scene)
             guard reference.last! < length else { continue }  // truncated caption
             for (p, q) in zip(subject + reference, reference + subject) {
                 swapSum += change(base.values, swappedStates.values, i, p, q)  // the same word, in the other slot

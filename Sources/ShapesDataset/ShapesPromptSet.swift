@@ -40,7 +40,7 @@ public enum ShapesPromptSet {
     static func canonical(_ a: SceneAttributes) -> SceneAttributes {
         guard let relation = a.relation, relation == .rightOf || relation == .below else { return a }
         return SceneAttributes(
-            objects: [a.objects[1], a.objects[0]], relation: relation == .rightOf ? .leftOf : .above, motion: a.motion)
+            objects: [a.objects[1], a.objects[0]], relation: relation.opposite, motion: a.motion)
     }
 
     /// FNV-1a, 64-bit, over the UTF-8 bytes.

@@ -133,4 +133,14 @@ public enum Relation: String, Codable, CaseIterable, Sendable {
         case .below: return "below"
         }
     }
+
+    /// The relation with the objects' sides exchanged: "left of" ↔ "right of", "above" ↔ "below".
+    public var opposite: Relation {
+        switch self {
+        case .leftOf: return .rightOf
+        case .rightOf: return .leftOf
+        case .above: return .below
+        case .below: return .above
+        }
+    }
 }
