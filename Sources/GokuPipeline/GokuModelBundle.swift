@@ -131,6 +131,38 @@ public final class GokuModelBundle {
         return bundle
     }
 
+    /// The same model decoding with `decoder`: a VAE with this model's encoder and latent space and another decoder
+    /// (one trained further with the encoder fixed, `VAETrainingConfig.trainEncoder` false). The transformer's
+    /// samples are latents of this model's VAE, so the replacement must share its latent shape, compression and
+    /// scaling, and its encoder (`encoder.*`, `quant_conv.*`) must be this model's, up to the bfloat16 rounding of a
+    /// model folder's weights (a relative 2⁻⁸ per weight).
+    /// - Throws: `GokuPipelineError.incompatible` naming the first setting or encoder weight that differs.
+    public func replacingDecoder(with decoder: VideoAutoencoder) throws -> GokuModelBundle {
+        let old = vae.config, new = decoder.config
+        let checks: [(String, Bool)] = [
+            ("latent_channels", old.latentChannels == new.latentChannels),
+            ("spatial compression", old.spatialCompression == new.spatialCompression),
+            ("temporal_compression_ratio", old.temporalCompression == new.temporalCompression),
+            ("scaling_factor", abs(old.scalingFactor - new.scalingFactor) <= 1e-6 * abs(old.scalingFactor)),
+            ("shift_factor", old.shiftFactor == new.shiftFactor),
+        ]
+        if let (name, _) = checks.first(where: { !$0.1 }) {
+            throw GokuPipelineError.incompatible(
+                "the VAE's \(name) differs from the model's; the transformer's latents would be decoded wrongly")
+        }
+        let ours = vae.parameterDictionary(), theirs = decoder.parameterDictionary()
+        for key in ours.keys.sorted() where key.hasPrefix("encoder.") || key.hasPrefix("quant_conv.") {
+            guard let other = theirs[key], other.shape == ours[key]!.shape,
+                zip(ours[key]!.scalars, other.scalars).allSatisfy({ abs($0 - $1) <= 0x1p-8 * max(abs($0), abs($1)) })
+            else {
+                throw GokuPipelineError.incompatible(
+                    "the VAE's encoder weight \(key) differs from the model's: it was not trained on this model's latents")
+            }
+        }
+        decoder.setTraining(false)
+        return try GokuModelBundle(index: index, transformer: transformer, vae: decoder, text: text)
+    }
+
     /// Writes the folder; each file is written atomically. `weightsDType` (e.g. bf16) halves the size on disk of the
     /// transformer and the VAE (the text encoder stays float32: it is small); weights are widened back to float32 on
     /// load, so only their rounding changes.

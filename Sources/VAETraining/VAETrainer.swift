@@ -60,6 +60,9 @@ public final class VAETrainer {
     let heldOut: ClipSource
     let store: CheckpointStore
     let log: MetricsLog
+    /// The source's latent scaling (factor, shift) when the encoder is kept fixed: the latents, and so their scale,
+    /// are the source's.
+    let sourceScaling: (factor: Double, shift: Double?)?
 
     /// Opens a run folder: a new run writes `run.json`; an existing one must have the same config (except `steps`)
     /// and resumes from its newest checkpoint.
@@ -74,6 +77,22 @@ public final class VAETrainer {
         try RunConfigFile.checkOrWrite(config, in: runDirectory)
 
         vae = try VideoAutoencoder(config: try config.resolvedVAE(), generator: RandomGenerator(seed: config.seed))
+        if let source = config.initializeFrom {
+            let initial = try VideoAutoencoder.load(from: URL(fileURLWithPath: source))
+            do {
+                try vae.load(initial.parameterDictionary())
+            } catch {
+                throw VAETrainingError.invalidConfig(
+                    field: "initializeFrom", reason: "\(source) does not fit the configured architecture: \(error)")
+            }
+            sourceScaling = config.trainEncoder ? nil : (initial.config.scalingFactor, initial.config.shiftFactor)
+        } else {
+            sourceScaling = nil
+        }
+        if !config.trainEncoder {
+            vae.encoder.setTrainable(false)
+            vae.quantConv?.setTrainable(false)
+        }
         let isNormOrBias: (String) -> Bool = { key in
             key.hasSuffix(".bias") || key.contains("norm")
         }
@@ -81,7 +100,10 @@ public final class VAETrainer {
             vae.namedParameters(),
             options: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: config.weightDecay),
             decayFilter: { !isNormOrBias($0) })
-        ema = config.emaDecay > 0 ? ExponentialMovingAverage(vae.namedParameters(), decay: config.emaDecay) : nil
+        // Over the trained weights only: a fixed encoder is exported bit for bit as it was loaded.
+        ema =
+            config.emaDecay > 0
+            ? ExponentialMovingAverage(vae.namedParameters().filter(\.tensor.requiresGrad), decay: config.emaDecay) : nil
         schedule = LearningRateSchedule(
             peak: config.learningRate, warmupSteps: config.warmupSteps, decay: config.decay,
             totalSteps: config.steps, minimum: config.learningRate * 0.1)
@@ -125,14 +147,15 @@ public final class VAETrainer {
         for (count, images) in [(config.videosPerBatch, false), (config.imagesPerBatch, true)] where count > 0 {
             let x = try data.batch(start: step * count, count: count, images: images)  // (B, 3, T, H, W)
             let (posterior, reconstruction) = try MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) {
-                let posterior = try vae.encode(x)
+                let posterior = config.trainEncoder ? try vae.encode(x) : try Autograd.inference { try vae.encode(x) }
                 let z = config.samplePosterior ? posterior.sample(generator: generator) : posterior.mean
                 return (posterior, try vae.decode(z))
             }
             let error = reconstruction - x
             let l1 = error.abs().mean(), l2 = error.square().mean()
             let kl = posterior.kl().sum() / Double(posterior.mean.count)  // per latent element
-            var loss = l1 * config.l1Weight + l2 * config.l2Weight + kl * config.klWeight
+            var loss = l1 * config.l1Weight + l2 * config.l2Weight
+            if config.trainEncoder { loss = loss + kl * config.klWeight }  // else a constant
             if config.chromaWeight > 0 {
                 let chroma = ReconstructionMetrics.chromaSquaredError(error)
                 loss = loss + chroma * config.chromaWeight
@@ -212,31 +235,35 @@ public final class VAETrainer {
 
     /// Writes a diffusers-format folder with the export weights and `scaling_factor` = 1 / (standard deviation of
     /// held-out latent means), so the diffusion model sees latents of unit variance (the rule Stable Diffusion's
-    /// factor came from; CogVideoX ships its own measured value). The shift stays null as in CogVideoX.
+    /// factor came from; CogVideoX ships its own measured value). The shift stays null as in CogVideoX. With the
+    /// encoder kept fixed, the source's factor and shift are kept instead.
     public func exportVAE(to folder: URL) throws {
         try withExportWeights {
-            var sum = 0.0, sumSquares = 0.0, count = 0.0
-            try Autograd.inference {
-                for i in 0..<max(config.evaluationSamples, 4) {
-                    for clip in [try heldOut.video(at: i), try heldOut.image(at: i)] {
-                        let z = try vae.encode(clip.unsqueeze(0)).mode
-                        for value in z.scalars {
-                            sum += Double(value)
-                            sumSquares += Double(value) * Double(value)
-                        }
-                        count += Double(z.count)
-                    }
-                }
-            }
-            let mean = sum / count
-            let std = max((sumSquares / count - mean * mean).squareRoot(), 1e-6)
             var exported = vae.config
-            exported.scalingFactor = 1 / std
-            exported.shiftFactor = nil
+            (exported.scalingFactor, exported.shiftFactor) = try sourceScaling ?? (1 / heldOutLatentDeviation(), nil)
             let copy = try VideoAutoencoder(config: exported)
             try copy.load(vae.parameterDictionary())
             try copy.save(to: folder)
         }
+    }
+
+    /// The standard deviation of the held-out clips' and images' latent means.
+    private func heldOutLatentDeviation() throws -> Double {
+        var sum = 0.0, sumSquares = 0.0, count = 0.0
+        try Autograd.inference {
+            for i in 0..<max(config.evaluationSamples, 4) {
+                for clip in [try heldOut.video(at: i), try heldOut.image(at: i)] {
+                    let z = try vae.encode(clip.unsqueeze(0)).mode
+                    for value in z.scalars {
+                        sum += Double(value)
+                        sumSquares += Double(value) * Double(value)
+                    }
+                    count += Double(z.count)
+                }
+            }
+        }
+        let mean = sum / count
+        return max((sumSquares / count - mean * mean).squareRoot(), 1e-6)
     }
 
     /// Runs `body` with the EMA weights in the model, restoring the raw ones after.

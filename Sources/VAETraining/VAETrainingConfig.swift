@@ -12,6 +12,16 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     public var vae: VideoVAEConfig?
     /// A named architecture when `vae` is nil: "small" (the shipped model's), "tiny" or "cogvideox".
     public var preset: String = "small"
+    /// A trained VAE (a diffusers folder) whose weights a new run starts from; its architecture must be the one
+    /// `vae`/`preset` name. Nil: fresh weights. A resumed run takes its weights from the checkpoint instead.
+    public var initializeFrom: String?
+    /// Train the encoder (and `quant_conv`) with the decoder, or keep it as initialised and train the decoder alone.
+    ///
+    /// Why keep it: a diffusion model trained on this VAE's latents reads the same latents only while the encoder
+    /// is unchanged. With it fixed (and `initializeFrom` set) the decoder can be trained further, for sharper
+    /// reconstructions, and the result still decodes the diffusion model's samples; the export then keeps the
+    /// source's scaling factor. It also makes a step cheaper: no backward pass through the encoder.
+    public var trainEncoder: Bool = true
     /// Where the Shapes samples come from; nil with `dataFolder` nil means the default Shapes data.
     public var shapes: ShapesDataOptions?
     /// A folder with `manifest.jsonl` (from `goku data shapes` or `goku curate export`) instead of generated Shapes.
@@ -133,6 +143,8 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         try check(checkpointEvery >= 0 && evaluateEvery >= 0, "checkpointEvery", "intervals must be ≥ 0")
         try check(keepCheckpoints >= 1, "keepCheckpoints", "must be ≥ 1")
         try check(evaluationSamples >= 1, "evaluationSamples", "must be ≥ 1")
+        try check(trainEncoder || initializeFrom != nil, "trainEncoder",
+            "false needs initializeFrom (a fixed encoder must come from a trained VAE)")
         if dataFolder == nil {
             let s = resolvedShapes
             try check(s.width % vae.spatialCompression == 0 && s.height % vae.spatialCompression == 0,
@@ -166,7 +178,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case vae, preset, shapes, dataFolder, cropSize, cropCandidates, cropFrames, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
+        case vae, preset, initializeFrom, trainEncoder, shapes, dataFolder, cropSize, cropCandidates, cropFrames, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
         case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, chromaWeight, videoLossWeight, klWeight, samplePosterior, precision, seed, checkpointEvery, keepCheckpoints
         case evaluateEvery, evaluationSamples
     }
@@ -176,6 +188,8 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         let d = VAETrainingConfig()
         vae = try c.decodeIfPresent(VideoVAEConfig.self, forKey: .vae)
         preset = try c.decodeIfPresent(String.self, forKey: .preset) ?? d.preset
+        initializeFrom = try c.decodeIfPresent(String.self, forKey: .initializeFrom)
+        trainEncoder = try c.decodeIfPresent(Bool.self, forKey: .trainEncoder) ?? d.trainEncoder
         shapes = try c.decodeIfPresent(ShapesDataOptions.self, forKey: .shapes)
         dataFolder = try c.decodeIfPresent(String.self, forKey: .dataFolder)
         cropSize = try c.decodeIfPresent(Int.self, forKey: .cropSize)

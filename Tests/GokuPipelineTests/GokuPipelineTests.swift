@@ -179,6 +179,38 @@ final class GokuPipelineTests: XCTestCase {
         }
     }
 
+    /// A decoder trained further replaces the model's (same latent space); a VAE whose latent scaling or channels
+    /// differ, or whose encoder is another, is refused, naming the setting or weight.
+    func testReplacingTheDecoder() throws {
+        let run = Self.folder.appendingPathComponent("decoder")
+        let trainer = try GokuTrainer(config: tinyConfig(steps: 1), runDirectory: run, showProgress: false)
+        try trainer.export(to: run.appendingPathComponent("model"))
+        let bundle = try GokuModelBundle.load(from: run.appendingPathComponent("model"))
+        let decoder = try VideoAutoencoder(config: bundle.vae.config)
+        try decoder.load(bundle.vae.parameterDictionary())
+        let replaced = try bundle.replacingDecoder(with: decoder)
+        XCTAssertTrue(replaced.vae === decoder)
+        XCTAssertTrue(replaced.transformer === bundle.transformer)
+
+        var rescaled = bundle.vae.config
+        rescaled.scalingFactor *= 1.5
+        XCTAssertThrowsError(try bundle.replacingDecoder(with: VideoAutoencoder(config: rescaled))) { error in
+            XCTAssertTrue("\(error)".contains("scaling_factor"), "\(error)")
+        }
+        let otherEncoder = try VideoAutoencoder(config: bundle.vae.config)
+        try otherEncoder.load(bundle.vae.parameterDictionary())
+        let (key, weight) = otherEncoder.namedParameters().first { $0.key.hasPrefix("encoder.") }!
+        weight.assign(weight + 0.05)
+        XCTAssertThrowsError(try bundle.replacingDecoder(with: otherEncoder)) { error in
+            XCTAssertTrue("\(error)".contains(key), "\(error)")
+        }
+        var wider = bundle.vae.config
+        wider.latentChannels *= 2
+        XCTAssertThrowsError(try bundle.replacingDecoder(with: VideoAutoencoder(config: wider))) { error in
+            XCTAssertTrue("\(error)".contains("latent_channels"), "\(error)")
+        }
+    }
+
     /// The Shapes vocabulary written as tokenizer.json reads back to the same ids, and captions use whole words.
     func testShapesTokenizerRoundTrip() throws {
         let tokenizer = try ShapesText.tokenizer()

@@ -81,7 +81,6 @@ final class VAETrainerTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.contains("\"step\":3,") }, "metrics log: \(lines)")
     }
 
-    /// A run folder refuses a changed config; unknown fields and bad frame counts are named.
     /// The video weight multiplies the videos' part of the step loss and nothing else: with the images' part held
     /// out (no images), a first step with weight 3 reports three times the loss of weight 1 on the same data and
     /// initial weights; zero or negative weights are refused.
@@ -104,6 +103,7 @@ final class VAETrainerTests: XCTestCase {
         }
     }
 
+    /// A run folder refuses a changed config; unknown fields and bad frame counts are named.
     func testConfigErrors() throws {
         _ = try VAETrainer(config: tinyConfig(steps: 2), runDirectory: folder)
         var changed = tinyConfig(steps: 2)
@@ -120,6 +120,55 @@ final class VAETrainerTests: XCTestCase {
         try Data(#"{"preset": "tiny", "shapes": {"seed": 1, "width": 16, "height": 16, "frames": 6}}"#.utf8).write(to: file)
         XCTAssertThrowsError(try VAETrainingConfig.read(from: file)) { error in
             XCTAssertTrue("\(error)".contains("shapes.frames"), "\(error)")
+        }
+    }
+
+    /// A run that starts from a trained VAE with the encoder fixed trains the decoder alone: the exported encoder
+    /// (and its latent scaling) is the source's bit for bit, the decoder moved, and the reconstruction error on the
+    /// training clips fell. A fixed encoder without a source, and a source of another architecture, are refused.
+    func testDecoderTrainsAloneWithTheEncoderFixed() throws {
+        let clips = try FixedClips(size: 16, frames: 5)
+        let sourceRun = folder.appendingPathComponent("source")
+        try VAETrainer(config: tinyConfig(steps: 2), runDirectory: sourceRun, data: clips, heldOut: clips)
+            .run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
+        let sourceFolder = sourceRun.appendingPathComponent("vae")
+        let source = try VideoAutoencoder.load(from: sourceFolder)
+
+        var config = tinyConfig(steps: 12)
+        config.initializeFrom = sourceFolder.path
+        config.trainEncoder = false
+        config.decay = .constant
+        let decoderRun = folder.appendingPathComponent("decoder")
+        let trainer = try VAETrainer(config: config, runDirectory: decoderRun, data: clips, heldOut: clips)
+        var losses: [Double] = []
+        for _ in 0..<12 { losses.append(try trainer.trainStep().l2) }
+        XCTAssertLessThan(losses.suffix(2).reduce(0, +), losses.prefix(2).reduce(0, +), "l2: \(losses)")
+        try trainer.exportVAE(to: decoderRun.appendingPathComponent("vae"))
+        let exported = try VideoAutoencoder.load(from: decoderRun.appendingPathComponent("vae"))
+
+        XCTAssertEqual(exported.config.scalingFactor, source.config.scalingFactor)
+        let before = source.parameterDictionary(), after = exported.parameterDictionary()
+        var decoderMoved = 0
+        for (key, value) in before {
+            if key.hasPrefix("encoder.") || key.hasPrefix("quant_conv.") {
+                XCTAssertEqual(after[key]!.scalars, value.scalars, key)
+            } else if after[key]!.scalars != value.scalars {
+                decoderMoved += 1
+            }
+        }
+        XCTAssertGreaterThan(decoderMoved, 0, "no decoder weight changed")
+
+        var unanchored = tinyConfig(steps: 1)
+        unanchored.trainEncoder = false
+        XCTAssertThrowsError(try unanchored.validate()) { error in
+            XCTAssertTrue("\(error)".contains("trainEncoder"), "\(error)")
+        }
+        var mismatched = tinyConfig(steps: 1)
+        mismatched.preset = "small"
+        mismatched.shapes = ShapesDataOptions(seed: 5, width: 64, height: 64, frames: 5)
+        mismatched.initializeFrom = sourceFolder.path
+        XCTAssertThrowsError(try VAETrainer(config: mismatched, runDirectory: folder.appendingPathComponent("m"))) {
+            error in XCTAssertTrue("\(error)".contains("initializeFrom"), "\(error)")
         }
     }
 

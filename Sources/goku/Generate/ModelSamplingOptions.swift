@@ -2,11 +2,15 @@ import ArgumentParser
 import Foundation
 import GokuPipeline
 import TensorCore
+import VideoVAE
 
 /// The options `goku generate` and `goku eval shapes` share: which model, how to sample, how many threads.
 struct ModelSamplingOptions: ParsableArguments {
     @Option(help: "Model folder (model_index.json, transformer/, vae/, text_encoder/); default: the shipped model.")
     var model: String?
+
+    @Option(help: "Decode with this VAE folder instead of the model's: one whose encoder and latent scaling are the model's (a decoder trained further).")
+    var vae: String?
 
     @Option(help: "Sampling steps (default: the model's).")
     var steps: Int?
@@ -23,7 +27,9 @@ struct ModelSamplingOptions: ParsableArguments {
     /// Applies the thread count and loads the model (the given folder or the shipped one).
     func loadModel() throws -> GokuModelBundle {
         if let threads { Parallel.threadCount = threads }
-        return try GokuModelBundle.load(from: DefaultModel.resolve(model))
+        let bundle = try GokuModelBundle.load(from: DefaultModel.resolve(model))
+        guard let vae else { return bundle }
+        return try bundle.replacingDecoder(with: VideoAutoencoder.load(from: URL(fileURLWithPath: vae)))
     }
 
     /// Copies the sampling settings into a request.
