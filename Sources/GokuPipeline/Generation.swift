@@ -22,6 +22,9 @@ public struct GenerationOptions: Sendable {
     public var guidance: Double?
     /// "euler" or "heun".
     public var sampler: String?
+    /// Time shift s of the sampling schedule (`TimestepShift.apply`; 1: uniform steps, larger: more steps near the
+    /// noise); nil takes the model's, or the token-count rule it was trained with.
+    public var shift: Double?
     /// Noise seed: the same seed and options give the same output.
     public var seed: UInt64 = 0
     /// Image-to-video: the first frame, (3, 1, H, W) in [−1, 1] at the output size.
@@ -69,7 +72,7 @@ extension GokuModelBundle {
 
         let noise = Tensor.randn(latentShape, generator: RandomGenerator(seed: options.seed))
         let tokens = latentShape[1...].enumerated().reduce(1) { $0 * $1.element / transformer.config.patchSize[$1.offset] }
-        let shift = index.sampling.shift ?? TimestepShift().shift(tokenCount: tokens)
+        let shift = options.shift ?? index.sampling.shift ?? TimestepShift().shift(tokenCount: tokens)
         let schedule = FlowSampler.schedule(steps: steps, shift: shift)
         let velocity: VelocityField = { [transformer] x, t in
             var samples = [GokuSample(latent: x, timestep: t, text: condition.states, textMask: condition.mask, firstFrame: firstFrame)]
@@ -120,6 +123,7 @@ extension GokuModelBundle {
         }
         guard steps >= 1, steps <= 1000 else { throw fail("steps", "\(steps) must be 1 to 1000") }
         guard guidance.isFinite, guidance >= 0 else { throw fail("cfg", "\(guidance) must be ≥ 0") }
+        if let shift = o.shift, !(shift.isFinite && shift > 0) { throw fail("shift", "\(shift) must be positive") }
         guard sampler == "euler" || sampler == "heun" else { throw fail("sampler", "'\(sampler)' (euler or heun)") }
         if let image = o.firstFrame {
             guard transformer.config.imageConditioning else {

@@ -71,13 +71,22 @@ extension GokuModelBundle {
         return score
     }
 
-    /// Reads a prompt file: one caption of the Shapes grammar per line (blank lines and `#` comments skipped); a
-    /// caption with motion is a video prompt.
+    /// Reads a prompt file: either one caption of the Shapes grammar per line (blank lines and `#` comments skipped;
+    /// a caption with motion is a video prompt), or the JSON lines `goku data prompts` writes (`ShapesPromptFile`,
+    /// recognised by a first line that starts with `{`; each says whether it is a video).
     /// - Throws: `GokuPipelineError.invalidOption` naming the file and line of a caption outside the grammar.
     public static func readPrompts(_ url: URL) throws -> [(attributes: SceneAttributes, isVideo: Bool)] {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw GokuPipelineError.invalidOption(option: "prompts", reason: "\(url.path): cannot read: \(error.localizedDescription)")
+        }
+        let first = text.split(separator: "\n").lazy.map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty }
+        if first?.hasPrefix("{") == true {
+            do {
+                return try ShapesPromptFile.read(url).map { ($0.attributes, $0.video) }
+            } catch {
+                throw GokuPipelineError.invalidOption(option: "prompts", reason: "\(error)")
+            }
         }
         var prompts: [(SceneAttributes, Bool)] = []
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -174,6 +174,7 @@ final class GokuPipelineTests: XCTestCase {
         expect("frames") { $0.frames = 6 }
         expect("size") { $0.width = 24 }
         expect("sampler") { $0.sampler = "rk4" }
+        expect("shift") { $0.shift = 0 }
         XCTAssertThrowsError(try GokuModelBundle.load(from: Self.folder.appendingPathComponent("nowhere"))) { error in
             XCTAssertTrue("\(error)".contains("model_index.json"), "\(error)")
         }
@@ -208,6 +209,34 @@ final class GokuPipelineTests: XCTestCase {
         wider.latentChannels *= 2
         XCTAssertThrowsError(try bundle.replacingDecoder(with: VideoAutoencoder(config: wider))) { error in
             XCTAssertTrue("\(error)".contains("latent_channels"), "\(error)")
+        }
+    }
+
+    /// Evaluation prompt files: plain captions (motion makes a video) and the JSON lines of `goku data prompts`
+    /// (which say whether each is a video) read to the same scenes; a caption outside the grammar is named with its
+    /// line in either form.
+    func testEvaluationPromptFiles() throws {
+        try FileManager.default.createDirectory(at: Self.folder, withIntermediateDirectories: true)
+        let drawn = ShapesPromptSet.sample(count: 6, seed: 3, videoFraction: 0.5, split: .evaluation)
+        let jsonl = Self.folder.appendingPathComponent("prompts.jsonl")
+        try ShapesPromptFile.write(drawn.map { ShapesPrompt(attributes: $0.attributes, video: $0.isVideo) }, to: jsonl)
+        let fromJSON = try GokuModelBundle.readPrompts(jsonl)
+        XCTAssertEqual(fromJSON.map(\.attributes), drawn.map(\.attributes))
+        XCTAssertEqual(fromJSON.map(\.isVideo), drawn.map(\.isVideo))
+
+        let captions = Self.folder.appendingPathComponent("prompts.txt")
+        try ("# held out\n" + drawn.map(\.attributes.caption).joined(separator: "\n") + "\n").write(
+            to: captions, atomically: true, encoding: .utf8)
+        let fromText = try GokuModelBundle.readPrompts(captions)
+        XCTAssertEqual(fromText.map(\.attributes), drawn.map(\.attributes))
+        XCTAssertEqual(fromText.map(\.isVideo), drawn.map { $0.attributes.motion != .static })
+
+        for (name, text) in [("bad.txt", "a red circle\na red hexagon\n"), ("bad.jsonl", "{\"caption\": \"a red hexagon\"}\n")] {
+            let url = Self.folder.appendingPathComponent(name)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try GokuModelBundle.readPrompts(url)) { error in
+                XCTAssertTrue("\(error)".contains("prompts") && "\(error)".contains("\(name)"), "\(error)")
+            }
         }
     }
 

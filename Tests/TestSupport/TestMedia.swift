@@ -2,12 +2,8 @@ import Foundation
 
 /// Makes test videos with the ffmpeg command-line tool (lavfi sources) in a temporary folder.
 public enum TestMedia {
-    /// A fresh temporary folder.
-    public static func folder(_ name: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("goku-\(name)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    /// A fresh temporary folder, removed when the tests end (`TemporaryFolders`).
+    public static func folder(_ name: String) throws -> URL { try TemporaryFolders.make("goku-\(name)") }
 
     /// Runs ffmpeg with `arguments` (quiet, overwrite); fails when ffmpeg is missing (scripts/setup.sh installs it).
     public static func ffmpeg(_ arguments: [String]) throws {

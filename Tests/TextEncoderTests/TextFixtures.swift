@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Paths of the committed fixtures of this target.
 enum TextFixtures {
@@ -27,10 +28,6 @@ enum TextFixtures {
             Cases.self, from: Data(contentsOf: folder.appendingPathComponent("tokenizer_cases.json")))
     }
 
-    /// A fresh temporary folder.
-    static func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("goku-text-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    /// A fresh temporary folder, removed when the tests end.
+    static func temporaryFolder() throws -> URL { try TemporaryFolders.make("goku-text") }
 }

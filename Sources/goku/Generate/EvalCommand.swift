@@ -20,7 +20,7 @@ struct EvalShapesCommand: ParsableCommand {
 
     @OptionGroup var sampling: ModelSamplingOptions
 
-    @Option(help: "Prompt file: one Shapes caption per line (default: a held-out set drawn from --seed).")
+    @Option(help: "Prompt file: one Shapes caption per line, or the JSON lines of `goku data prompts` (default: a held-out set drawn from --seed).")
     var prompts: String?
 
     @Option(help: "Prompts drawn when no file is given.")

@@ -21,6 +21,9 @@ struct ModelSamplingOptions: ParsableArguments {
     @Option(help: "Sampler: euler or heun (default: the model's).")
     var sampler: String?
 
+    @Option(help: "Time shift of the sampling schedule: 1 spaces the steps evenly, larger puts more near the noise (default: the model's).")
+    var shift: Double?
+
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
@@ -37,5 +40,6 @@ struct ModelSamplingOptions: ParsableArguments {
         request.steps = steps
         request.guidance = cfg
         request.sampler = sampler
+        request.shift = shift
     }
 }
