@@ -25,6 +25,9 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
     public var motion: Bool?
     /// Temporal flicker of the sample (see `ShapesScore.flicker(_:)`); 0 for an image.
     public var flicker: Double
+    /// Per expected object, in the prompt's order: its size and whether its match has the right shape (false when it
+    /// has no match). A diagnostic beside `shape`, which needs every object right.
+    public var objectShapes: [ObjectShapeVerdict]
 
     /// Whether every applicable category is right.
     public var allCorrect: Bool { color && shape && size && count && position != false && motion != false }
@@ -43,6 +46,9 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
         }
         color = all { $0.color == $1.color }
         shape = all { $0.shape == $1.shape }
+        objectShapes = zip(expected, match).map { e, m in
+            ObjectShapeVerdict(size: e.size, right: m.map { found[$0].shape == e.shape } ?? false)
+        }
         size = all { $0.size == $1.size }
         count = found.count == expected.count
         if let relation = attributes.relation {
@@ -91,12 +97,28 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
     }
 }
 
+/// One expected object's shape verdict (`ShapesJudgement.objectShapes`).
+public struct ObjectShapeVerdict: Codable, Hashable, Sendable {
+    /// The object's size in the prompt.
+    public var size: ShapeSize
+    /// Whether the detection matched to it has the prompt's shape.
+    public var right: Bool
+
+    /// A verdict.
+    public init(size: ShapeSize, right: Bool) {
+        self.size = size
+        self.right = right
+    }
+}
+
 /// Accuracy of generated samples per attribute category, in the manner of GenEval, plus temporal flicker.
 ///
 /// Each category's accuracy is the share of judged samples, among those where it applies, that got it right.
 /// `overall` is the mean of the five headline categories (colour, shape, count, position, motion) that had at least
 /// one applicable sample, as GenEval averages its task categories; size is reported beside them but not in `overall`.
-/// `promptAccuracy` is the stricter share of samples with every applicable category (size included) right.
+/// `promptAccuracy` is the stricter share of samples with every applicable category (size included) right. Beside them,
+/// `shapeBySize` counts objects rather than samples: the share of small and of large objects drawn with the right
+/// shape, which tells a resolution limit (small objects wrong, large ones right) from a general one.
 public struct ShapesScore: Codable, Sendable {
     /// Correct and applicable counts per category.
     public private(set) var correct: [String: Int] = [:], applicable: [String: Int] = [:]
@@ -107,6 +129,8 @@ public struct ShapesScore: Codable, Sendable {
 
     /// The categories in report order; the first five make `overall`.
     public static let categories = ["color", "shape", "count", "position", "motion", "size"]
+    /// The per-object shape categories, one per size ("shape.small", "shape.large"); not in `overall`.
+    public static let shapeBySize = ShapeSize.allCases.map { "shape.\($0.rawValue)" }
 
     /// An empty score.
     public init() {}
@@ -121,6 +145,11 @@ public struct ShapesScore: Codable, Sendable {
             guard let verdict else { continue }
             applicable[name, default: 0] += 1
             if verdict { correct[name, default: 0] += 1 }
+        }
+        for object in j.objectShapes {
+            let name = "shape.\(object.size.rawValue)"
+            applicable[name, default: 0] += 1
+            if object.right { correct[name, default: 0] += 1 }
         }
         samples += 1
         if j.allCorrect { allCorrect += 1 }
@@ -184,14 +213,19 @@ public struct ShapesScore: Codable, Sendable {
         return n == 0 ? 0 : sum / Double(n)
     }
 
-    /// A one-line summary: every category, overall, prompt accuracy and flicker.
+    /// A one-line summary: every category, overall, prompt accuracy, flicker and the per-object shape accuracy by
+    /// size.
     public var summary: String {
         let parts = ShapesScore.categories.map { c in
             accuracy(c).map { "\(c) \(String(format: "%.3f", $0))" } ?? "\(c) n/a"
+        }
+        let bySize = zip(ShapeSize.allCases, ShapesScore.shapeBySize).compactMap { size, c in
+            accuracy(c).map { "\(size.rawValue) \(String(format: "%.3f", $0)) of \(applicable[c] ?? 0)" }
         }
         return parts.joined(separator: ", ")
             + String(
                 format: "; overall %.3f; all-correct %.3f; flicker %.4f (%d samples)", overall, promptAccuracy,
                 meanFlicker, samples)
+            + (bySize.isEmpty ? "" : "; objects' shape: " + bySize.joined(separator: ", "))
     }
 }

@@ -27,7 +27,7 @@ final class ShapesDetectorTests: XCTestCase {
             let score = try score(
                 width: width, height: height, frames: frames, count: 150, seed: UInt64(width + height))
             print("\(width)x\(height)x\(frames): \(score.summary)")
-            for category in ShapesScore.categories {
+            for category in ShapesScore.categories + ShapesScore.shapeBySize {
                 XCTAssertGreaterThanOrEqual(score.accuracy(category) ?? 0, 0.98, "\(category) at \(width)x\(height)")
             }
             XCTAssertEqual(score.meanFlicker, 0, accuracy: 1e-9)
@@ -96,7 +96,15 @@ final class ShapesDetectorTests: XCTestCase {
         XCTAssertFalse(ShapesJudgement(video: s.video, attributes: claim).color)
         claim = truth
         claim.objects[1].shape = .triangle
-        XCTAssertFalse(ShapesJudgement(video: s.video, attributes: claim).shape)
+        let wrongSmall = ShapesJudgement(video: s.video, attributes: claim)
+        XCTAssertFalse(wrongSmall.shape)
+        XCTAssertEqual(
+            wrongSmall.objectShapes, [ObjectShapeVerdict(size: .large, right: true), ObjectShapeVerdict(size: .small, right: false)])
+        var score = ShapesScore()
+        score.add(wrongSmall)
+        XCTAssertEqual(score.accuracy("shape.large"), 1)
+        XCTAssertEqual(score.accuracy("shape.small"), 0)
+        XCTAssertTrue(score.summary.hasSuffix("objects' shape: small 0.000 of 1, large 1.000 of 1"), score.summary)
         claim = SceneAttributes(objects: [truth.objects[0]], motion: .up)
         XCTAssertFalse(ShapesJudgement(video: s.video, attributes: claim).count)
     }
