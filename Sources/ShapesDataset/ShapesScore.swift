@@ -130,7 +130,10 @@ public struct ShapesScore: Codable, Sendable {
     /// The categories in report order; the first five make `overall`.
     public static let categories = ["color", "shape", "count", "position", "motion", "size"]
     /// The per-object shape categories, one per size ("shape.small", "shape.large"); not in `overall`.
-    public static let shapeBySize = ShapeSize.allCases.map { "shape.\($0.rawValue)" }
+    public static let shapeBySize = ShapeSize.allCases.map(shapeCategory)
+
+    /// The per-object shape category of objects of `size`.
+    public static func shapeCategory(_ size: ShapeSize) -> String { "shape.\(size.rawValue)" }
 
     /// An empty score.
     public init() {}
@@ -147,7 +150,7 @@ public struct ShapesScore: Codable, Sendable {
             if verdict { correct[name, default: 0] += 1 }
         }
         for object in j.objectShapes {
-            let name = "shape.\(object.size.rawValue)"
+            let name = ShapesScore.shapeCategory(object.size)
             applicable[name, default: 0] += 1
             if object.right { correct[name, default: 0] += 1 }
         }
@@ -219,8 +222,9 @@ public struct ShapesScore: Codable, Sendable {
         let parts = ShapesScore.categories.map { c in
             accuracy(c).map { "\(c) \(String(format: "%.3f", $0))" } ?? "\(c) n/a"
         }
-        let bySize = zip(ShapeSize.allCases, ShapesScore.shapeBySize).compactMap { size, c in
-            accuracy(c).map { "\(size.rawValue) \(String(format: "%.3f", $0)) of \(applicable[c] ?? 0)" }
+        let bySize = ShapeSize.allCases.compactMap { size in
+            let c = ShapesScore.shapeCategory(size)
+            return accuracy(c).map { "\(size.rawValue) \(String(format: "%.3f", $0)) of \(applicable[c] ?? 0)" }
         }
         return parts.joined(separator: ", ")
             + String(

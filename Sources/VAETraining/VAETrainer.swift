@@ -76,16 +76,21 @@ public final class VAETrainer {
         try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         try RunConfigFile.checkOrWrite(config, in: runDirectory)
 
+        store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
+        let latest = try store.latest()
         vae = try VideoAutoencoder(config: try config.resolvedVAE(), generator: RandomGenerator(seed: config.seed))
-        if let source = config.initializeFrom {
-            let initial = try VideoAutoencoder.load(from: URL(fileURLWithPath: source))
-            do {
-                try vae.load(initial.parameterDictionary())
-            } catch {
-                throw VAETrainingError.invalidConfig(
-                    field: "initializeFrom", reason: "\(source) does not fit the configured architecture: \(error)")
+        if let source = config.initializeFrom.map({ URL(fileURLWithPath: $0) }) {
+            if latest == nil {  // a resumed run's weights are in its checkpoint
+                let initial = try VideoAutoencoder.load(from: source)
+                do {
+                    try vae.load(initial.parameterDictionary())
+                } catch {
+                    throw VAETrainingError.invalidConfig(
+                        field: "initializeFrom", reason: "\(source.path) does not fit the configured architecture: \(error)")
+                }
             }
-            sourceScaling = config.trainEncoder ? nil : (initial.config.scalingFactor, initial.config.shiftFactor)
+            let sourceConfig = try ConfigFile.read(VideoVAEConfig.self, from: source)
+            sourceScaling = config.trainEncoder ? nil : (sourceConfig.scalingFactor, sourceConfig.shiftFactor)
         } else {
             sourceScaling = nil
         }
@@ -122,10 +127,9 @@ public final class VAETrainer {
                 whole, size: config.cropSize, frames: config.cropFrames, candidates: config.cropCandidates,
                 seed: config.seed) : whole
         self.heldOut = try heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
-        store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
 
         var resumedStep: Int?
-        if let latest = try store.latest() {
+        if let latest {
             let snapshot = try CheckpointStore.load(from: latest)
             try vae.load(snapshot.groups["model"] ?? [:])
             try optimizer.loadStateDictionary(snapshot.groups["optimizer"] ?? [:])

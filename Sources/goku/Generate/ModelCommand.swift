@@ -32,7 +32,8 @@ struct ModelReplaceDecoder: ParsableCommand {
     var output: String
 
     func run() throws {
-        let source = try GokuModelBundle.load(from: DefaultModel.resolve(model))
+        let sourceFolder = try DefaultModel.resolve(model)
+        let source = try GokuModelBundle.load(from: sourceFolder)
         let replaced = try source.replacingDecoder(with: VideoAutoencoder.load(from: URL(fileURLWithPath: vae)))
         let target = URL(fileURLWithPath: output).standardizedFileURL
         let fm = FileManager.default
@@ -49,6 +50,6 @@ struct ModelReplaceDecoder: ParsableCommand {
         try replaced.save(to: staging, weightsDType: .bfloat16)
         if exists { try fm.removeItem(at: target) }
         try fm.moveItem(at: staging, to: target)
-        print("wrote \(target.path): the model of \(try DefaultModel.resolve(model).path), decoding with \(vae)")
+        print("wrote \(target.path): the model of \(sourceFolder.path), decoding with \(vae)")
     }
 }
