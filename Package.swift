@@ -152,7 +152,7 @@ let package = Package(
             name: "VAETraining",
             dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Training", "VideoVAE", "ShapesDataset"],
             swiftSettings: kernelFlags),
-        .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VideoVAE", "TestSupport"]),
+        .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VideoVAE", "Training", "TestSupport"]),
         .target(
             name: "GokuPipeline",
             dependencies: [

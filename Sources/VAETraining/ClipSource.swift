@@ -45,9 +45,11 @@ public struct ShapesClipSource: ClipSource {
 /// Training crops: every clip of `source` cut to `size`×`size` pixels, and videos optionally to a window of `frames`
 /// consecutive frames, at positions drawn from the clip's index, so a resumed run sees the same crops.
 ///
-/// The VAE is fully convolutional and causal in time, so it learns the same local features from crops as from whole
-/// clips at a fraction of the cost per step: a window's first frame is coded as an image frame, as any clip's is,
-/// and 1 + 4k frames exercise the same temporal compression as longer clips. Evaluation still runs on whole clips.
+/// The VAE is convolutional and causal in time, so it learns the same local features from crops as from whole clips
+/// at a fraction of the cost per step: a window's first frame is coded as an image frame, as any clip's is, and
+/// 1 + 4k frames exercise the same temporal compression as longer clips. Its GroupNorms are not local, though: they
+/// normalise by statistics over the whole input, which differ between a busy crop and a whole frame, so a run ends
+/// on whole clips (`VAETrainingConfig.wholeFrameSteps`). Evaluation always runs on whole clips.
 public struct CroppedClipSource: ClipSource {
     let source: ClipSource
     let size: Int?

@@ -30,6 +30,25 @@ public struct VAEEvaluation: Codable, Sendable {
     public var imagePSNR: Double
     /// Samples of each kind.
     public var samples: Int
+
+    /// Mean PSNR of the posterior mode's reconstruction over the first `samples` videos and images of `source`.
+    /// - Parameter progress: called after each sample with the number done.
+    public static func measure(
+        _ vae: VideoAutoencoder, on source: ClipSource, samples: Int, progress: ((Int) -> Void)? = nil
+    ) throws -> VAEEvaluation {
+        precondition(samples > 0, "VAEEvaluation: samples must be positive")
+        return try Autograd.inference {
+            var video = 0.0, image = 0.0
+            for i in 0..<samples {
+                let v = try source.video(at: i).unsqueeze(0)
+                video += ReconstructionMetrics.psnr(try vae.decode(try vae.encode(v).mode), v)
+                let m = try source.image(at: i).unsqueeze(0)
+                image += ReconstructionMetrics.psnr(try vae.decode(try vae.encode(m).mode), m)
+                progress?(i + 1)
+            }
+            return VAEEvaluation(videoPSNR: video / Double(samples), imagePSNR: image / Double(samples), samples: samples)
+        }
+    }
 }
 
 /// Trains the joint image-video VAE (`goku vae train`): reconstruction (L1 + L2, optionally a chroma term) plus a
@@ -56,7 +75,10 @@ public final class VAETrainer {
     let ema: ExponentialMovingAverage?
     let schedule: LearningRateSchedule
     var generator: RandomGenerator
+    /// The training clips as configured (crops when `cropSize` or `cropFrames` is set).
     let data: ClipSource
+    /// The same clips whole, for the `wholeFrameSteps` phase.
+    let wholeData: ClipSource
     let heldOut: ClipSource
     let store: CheckpointStore
     let log: MetricsLog
@@ -121,6 +143,7 @@ public final class VAETrainer {
         } else {
             whole = try ShapesClipSource(config.resolvedShapes)
         }
+        wholeData = whole
         self.data =
             config.cropSize != nil || config.cropFrames != nil
             ? CroppedClipSource(
@@ -142,6 +165,19 @@ public final class VAETrainer {
         log = try MetricsLog(url: runDirectory.appendingPathComponent("metrics.jsonl"), resumingAt: resumedStep ?? 0)
     }
 
+    /// The first step of the whole-frame phase (`wholeFrameSteps`), nil when the run has none.
+    public var wholeFramePhaseStart: Int? {
+        config.wholeFrameSteps > 0 ? config.steps - config.wholeFrameSteps : nil
+    }
+
+    /// The videos (or images) that step `step` trains on, (B, 3, T, H, W): crops as configured, whole clips in the
+    /// whole-frame phase.
+    public func batch(forStep step: Int, images: Bool) throws -> Tensor {
+        let count = images ? config.imagesPerBatch : config.videosPerBatch
+        let wholeFrames = wholeFramePhaseStart.map { step >= $0 } ?? false
+        return try (wholeFrames ? wholeData : data).batch(start: step * count, count: count, images: images)
+    }
+
     /// One optimizer step on the next batch of videos and images.
     @discardableResult
     public func trainStep() throws -> VAEStepLosses {
@@ -149,7 +185,7 @@ public final class VAETrainer {
         vae.zeroGrad()
         var totals = (loss: 0.0, l1: 0.0, l2: 0.0, kl: 0.0, chroma: 0.0, parts: 0.0)
         for (count, images) in [(config.videosPerBatch, false), (config.imagesPerBatch, true)] where count > 0 {
-            let x = try data.batch(start: step * count, count: count, images: images)  // (B, 3, T, H, W)
+            let x = try batch(forStep: step, images: images)
             let (posterior, reconstruction) = try MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) {
                 let posterior = config.trainEncoder ? try vae.encode(x) : try Autograd.inference { try vae.encode(x) }
                 let z = config.samplePosterior ? posterior.sample(generator: generator) : posterior.mean
@@ -179,7 +215,12 @@ public final class VAETrainer {
             ? GradientClipping.clipGlobalNorm(vae.trainableParameters(), maxNorm: config.clipNorm) : 0
         optimizer.options.learningRate = schedule(step)
         optimizer.update()
-        ema?.update(step: step)
+        if let phaseStart = wholeFramePhaseStart, step >= phaseStart {
+            if step == phaseStart { ema?.restart { _ in true } }
+            ema?.update(step: step - phaseStart)
+        } else {
+            ema?.update(step: step)
+        }
         step += 1
         let n = totals.parts
         return VAEStepLosses(
@@ -223,18 +264,7 @@ public final class VAETrainer {
     /// Held-out PSNR of the weights that would be exported (the EMA when there is one).
     public func evaluate(samples: Int? = nil) throws -> VAEEvaluation {
         let n = samples ?? config.evaluationSamples
-        return try withExportWeights {
-            try Autograd.inference {
-                var video = 0.0, image = 0.0
-                for i in 0..<n {
-                    let v = try heldOut.video(at: i).unsqueeze(0)
-                    video += ReconstructionMetrics.psnr(try vae.decode(try vae.encode(v).mode), v)
-                    let m = try heldOut.image(at: i).unsqueeze(0)
-                    image += ReconstructionMetrics.psnr(try vae.decode(try vae.encode(m).mode), m)
-                }
-                return VAEEvaluation(videoPSNR: video / Double(n), imagePSNR: image / Double(n), samples: n)
-            }
-        }
+        return try withExportWeights { try VAEEvaluation.measure(vae, on: heldOut, samples: n) }
     }
 
     /// Writes a diffusers-format folder with the export weights and `scaling_factor` = 1 / (standard deviation of

@@ -1,6 +1,7 @@
 import Foundation
 import TensorCore
 import TestSupport
+import Training
 import VAETraining
 import VideoVAE
 import XCTest
@@ -170,6 +171,76 @@ final class VAETrainerTests: XCTestCase {
         XCTAssertThrowsError(try VAETrainer(config: mismatched, runDirectory: folder.appendingPathComponent("m"))) {
             error in XCTAssertTrue("\(error)".contains("initializeFrom"), "\(error)")
         }
+    }
+
+    /// A run with a whole-frame phase trains on crops until its last `wholeFrameSteps` steps and on whole clips
+    /// from there; its EMA restarts when the phase begins, so after one whole-frame step the exported (EMA) weights
+    /// are the raw weights, which they are not without the phase. The phase needs crops and fits in the run.
+    func testWholeFramePhaseEndsTheRun() throws {
+        var config = tinyConfig(steps: 3)
+        config.cropSize = 8
+        config.wholeFrameSteps = 1
+        config.checkpointEvery = 0
+        let trainer = try VAETrainer(config: config, runDirectory: folder.appendingPathComponent("phase"))
+        XCTAssertEqual(trainer.wholeFramePhaseStart, 2)
+        for step in 0..<3 {
+            let side = step < 2 ? 8 : 16
+            XCTAssertEqual(try trainer.batch(forStep: step, images: false).shape, [1, 3, 5, side, side], "step \(step)")
+            XCTAssertEqual(try trainer.batch(forStep: step, images: true).shape, [2, 3, 1, side, side], "step \(step)")
+        }
+        try trainer.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
+        func largestGap(_ run: VAETrainer) throws -> Float {
+            let exported = try VideoAutoencoder.load(from: run.runDirectory.appendingPathComponent("vae"))
+                .parameterDictionary()
+            var gap: Float = 0
+            for (key, raw) in run.vae.parameterDictionary() {
+                for (a, b) in zip(raw.scalars, exported[key]!.scalars) { gap = max(gap, abs(a - b)) }
+            }
+            return gap
+        }
+        XCTAssertLessThan(try largestGap(trainer), 1e-6, "the EMA restarted at the raw weights")
+
+        config.wholeFrameSteps = 0
+        let cropsOnly = try VAETrainer(config: config, runDirectory: folder.appendingPathComponent("crops"))
+        XCTAssertNil(cropsOnly.wholeFramePhaseStart)
+        try cropsOnly.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
+        XCTAssertGreaterThan(try largestGap(cropsOnly), 1e-4, "without the phase the EMA lags the raw weights")
+
+        config.wholeFrameSteps = 4
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("wholeFrameSteps"), "\($0)") }
+        config.wholeFrameSteps = 1
+        config.cropSize = nil
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("wholeFrameSteps"), "\($0)") }
+    }
+
+    /// A run resumed from the checkpoint taken where its whole-frame phase begins ends with the weights and the
+    /// exported (EMA) VAE of the uninterrupted run: the phase and the EMA's restart follow the step, not the process.
+    func testResumeAtTheWholeFramePhase() throws {
+        var config = tinyConfig(steps: 4)
+        config.cropSize = 8
+        config.wholeFrameSteps = 2
+        let fm = FileManager.default
+        let straightFolder = folder.appendingPathComponent("straight")
+        let straight = try VAETrainer(config: config, runDirectory: straightFolder)
+        try straight.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
+
+        let resumedFolder = folder.appendingPathComponent("resumed")
+        try fm.createDirectory(at: resumedFolder, withIntermediateDirectories: true)
+        for name in ["run.json", "metrics.jsonl"] {
+            try fm.copyItem(at: straightFolder.appendingPathComponent(name), to: resumedFolder.appendingPathComponent(name))
+        }
+        let checkpoint = "checkpoints/" + CheckpointStore.folderName(step: 2)
+        try fm.createDirectory(at: resumedFolder.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        try fm.copyItem(at: straightFolder.appendingPathComponent(checkpoint), to: resumedFolder.appendingPathComponent(checkpoint))
+        let resumed = try VAETrainer(config: config, runDirectory: resumedFolder)
+        XCTAssertEqual(resumed.step, 2)
+        try resumed.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
+
+        let a = straight.vae.parameterDictionary(), b = resumed.vae.parameterDictionary()
+        for (key, value) in a { XCTAssertEqual(b[key]!.scalars, value.scalars, key) }
+        let exportedA = try VideoAutoencoder.load(from: straightFolder.appendingPathComponent("vae")).parameterDictionary()
+        let exportedB = try VideoAutoencoder.load(from: resumedFolder.appendingPathComponent("vae")).parameterDictionary()
+        for (key, value) in exportedA { XCTAssertEqual(exportedB[key]!.scalars, value.scalars, "EMA \(key)") }
     }
 
     /// Crops are windows of the whole clip, the same for the same index, spread over the frame, and checked.

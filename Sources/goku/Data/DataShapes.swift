@@ -36,7 +36,7 @@ struct DataShapes: ParsableCommand {
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
-        guard parseSize(size) != nil else { throw ValidationError("--size must look like 64x64, got \"\(size)\"") }
+        _ = try FrameSize.parse(size)
         guard PromptSplit(rawValue: split) != nil else {
             throw ValidationError("--split must be training, evaluation or all, got \"\(split)\"")
         }
@@ -44,7 +44,7 @@ struct DataShapes: ParsableCommand {
     }
 
     func run() throws {
-        let (width, height) = parseSize(size)!
+        let (width, height) = try FrameSize.parse(size)
         let generator: ShapesGenerator
         do {
             generator = try ShapesGenerator(
@@ -107,11 +107,5 @@ struct DataShapes: ParsableCommand {
         return ManifestEntry(
             file: file, caption: sample.caption, attributes: sample.attributes, frames: sample.video.shape[1],
             width: generator.width, height: generator.height)
-    }
-
-    func parseSize(_ text: String) -> (Int, Int)? {
-        let parts = text.lowercased().split(separator: "x")
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0 else { return nil }
-        return (w, h)
     }
 }

@@ -41,7 +41,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         var options = GenerationOptions(prompt: prompt)
         options.frames = frames
-        if let size { (options.width, options.height) = try Self.parseSize(size) }
+        if let size { (options.width, options.height) = try FrameSize.parse(size) }
         sampling.apply(to: &options)
         options.negativePrompt = negative
         options.seed = seed
@@ -76,12 +76,4 @@ struct GenerateCommand: ParsableCommand {
         print("wrote \(output) (\(result.frames) frame\(result.frames == 1 ? "" : "s"), \(result.width)x\(result.height), \(result.steps) \(result.sampler) steps, cfg \(result.guidance), seed \(seed))")
     }
 
-    /// "64x64" → (64, 64).
-    static func parseSize(_ text: String) throws -> (Int, Int) {
-        let parts = text.lowercased().split(separator: "x")
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0 else {
-            throw ValidationError("--size '\(text)': expected WxH, e.g. 64x64")
-        }
-        return (w, h)
-    }
 }

@@ -9,8 +9,8 @@ import VideoVAE
 /// `goku vae`: encode videos to latents, decode latents to videos, and reconstruct through the VAE.
 struct VAECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "vae", abstract: "The joint image-video VAE: train, encode, decode, reconstruct.",
-        subcommands: [VAETrainCommand.self, VAEEncode.self, VAEDecode.self, VAEReconstruct.self])
+        commandName: "vae", abstract: "The joint image-video VAE: train, eval, encode, decode, reconstruct.",
+        subcommands: [VAETrainCommand.self, VAEEvalCommand.self, VAEEncode.self, VAEDecode.self, VAEReconstruct.self])
 }
 
 /// Options shared by the `vae` subcommands.
