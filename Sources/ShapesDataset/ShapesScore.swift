@@ -25,8 +25,8 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
     public var motion: Bool?
     /// Temporal flicker of the sample (see `ShapesScore.flicker(_:)`); 0 for an image.
     public var flicker: Double
-    /// Per expected object, in the prompt's order: its size and whether its match has the right shape (false when it
-    /// has no match). A diagnostic beside `shape`, which needs every object right.
+    /// Per expected object, in the prompt's order: its size and shape, the shape of the detection matched to it, and
+    /// whether that is right (false when it has no match). A diagnostic beside `shape`, which needs every object right.
     public var objectShapes: [ObjectShapeVerdict]
 
     /// Whether every applicable category is right.
@@ -47,7 +47,7 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
         color = all { $0.color == $1.color }
         shape = all { $0.shape == $1.shape }
         objectShapes = zip(expected, match).map { e, m in
-            ObjectShapeVerdict(size: e.size, right: m.map { found[$0].shape == e.shape } ?? false)
+            ObjectShapeVerdict(size: e.size, shape: e.shape, drawn: m.map { found[$0].shape })
         }
         size = all { $0.size == $1.size }
         count = found.count == expected.count
@@ -101,13 +101,19 @@ public struct ShapesJudgement: Codable, Hashable, Sendable {
 public struct ObjectShapeVerdict: Codable, Hashable, Sendable {
     /// The object's size in the prompt.
     public var size: ShapeSize
-    /// Whether the detection matched to it has the prompt's shape.
+    /// The object's shape in the prompt.
+    public var shape: ShapeKind
+    /// The shape of the detection matched to it, nil when none was.
+    public var drawn: ShapeKind?
+    /// Whether the matched detection has the prompt's shape.
     public var right: Bool
 
-    /// A verdict.
-    public init(size: ShapeSize, right: Bool) {
+    /// A verdict: right when `drawn` is `shape`.
+    public init(size: ShapeSize, shape: ShapeKind, drawn: ShapeKind?) {
         self.size = size
-        self.right = right
+        self.shape = shape
+        self.drawn = drawn
+        right = drawn == shape
     }
 }
 
@@ -118,7 +124,8 @@ public struct ObjectShapeVerdict: Codable, Hashable, Sendable {
 /// one applicable sample, as GenEval averages its task categories; size is reported beside them but not in `overall`.
 /// `promptAccuracy` is the stricter share of samples with every applicable category (size included) right. Beside them,
 /// `shapeBySize` counts objects rather than samples: the share of small and of large objects drawn with the right
-/// shape, which tells a resolution limit (small objects wrong, large ones right) from a general one.
+/// shape, which tells a resolution limit (small objects wrong, large ones right) from a general one; the same per
+/// size and prompted shape (`shapeCategory(_:_:)`, e.g. "shape.small.circle") tells which shapes are confused.
 public struct ShapesScore: Codable, Sendable {
     /// Correct and applicable counts per category.
     public private(set) var correct: [String: Int] = [:], applicable: [String: Int] = [:]
@@ -130,10 +137,13 @@ public struct ShapesScore: Codable, Sendable {
     /// The categories in report order; the first five make `overall`.
     public static let categories = ["color", "shape", "count", "position", "motion", "size"]
     /// The per-object shape categories, one per size ("shape.small", "shape.large"); not in `overall`.
-    public static let shapeBySize = ShapeSize.allCases.map(shapeCategory)
+    public static let shapeBySize = ShapeSize.allCases.map { shapeCategory($0) }
 
-    /// The per-object shape category of objects of `size`.
-    public static func shapeCategory(_ size: ShapeSize) -> String { "shape.\(size.rawValue)" }
+    /// The per-object shape category of objects of `size` ("shape.small"), or of those of `size` prompted as `kind`
+    /// ("shape.small.circle").
+    public static func shapeCategory(_ size: ShapeSize, _ kind: ShapeKind? = nil) -> String {
+        "shape.\(size.rawValue)" + (kind.map { ".\($0.rawValue)" } ?? "")
+    }
 
     /// An empty score.
     public init() {}
@@ -150,9 +160,10 @@ public struct ShapesScore: Codable, Sendable {
             if verdict { correct[name, default: 0] += 1 }
         }
         for object in j.objectShapes {
-            let name = ShapesScore.shapeCategory(object.size)
-            applicable[name, default: 0] += 1
-            if object.right { correct[name, default: 0] += 1 }
+            for name in [ShapesScore.shapeCategory(object.size), ShapesScore.shapeCategory(object.size, object.shape)] {
+                applicable[name, default: 0] += 1
+                if object.right { correct[name, default: 0] += 1 }
+            }
         }
         samples += 1
         if j.allCorrect { allCorrect += 1 }
@@ -217,14 +228,19 @@ public struct ShapesScore: Codable, Sendable {
     }
 
     /// A one-line summary: every category, overall, prompt accuracy, flicker and the per-object shape accuracy by
-    /// size.
+    /// size, and within a size by prompted shape.
     public var summary: String {
         let parts = ShapesScore.categories.map { c in
             accuracy(c).map { "\(c) \(String(format: "%.3f", $0))" } ?? "\(c) n/a"
         }
         let bySize = ShapeSize.allCases.compactMap { size in
             let c = ShapesScore.shapeCategory(size)
-            return accuracy(c).map { "\(size.rawValue) \(String(format: "%.3f", $0)) of \(applicable[c] ?? 0)" }
+            let byKind = ShapeKind.allCases.compactMap { kind in
+                accuracy(ShapesScore.shapeCategory(size, kind)).map { "\(kind.rawValue) \(String(format: "%.3f", $0))" }
+            }
+            return accuracy(c).map {
+                "\(size.rawValue) \(String(format: "%.3f", $0)) of \(applicable[c] ?? 0) (\(byKind.joined(separator: ", ")))"
+            }
         }
         return parts.joined(separator: ", ")
             + String(

@@ -99,12 +99,22 @@ final class ShapesDetectorTests: XCTestCase {
         let wrongSmall = ShapesJudgement(video: s.video, attributes: claim)
         XCTAssertFalse(wrongSmall.shape)
         XCTAssertEqual(
-            wrongSmall.objectShapes, [ObjectShapeVerdict(size: .large, right: true), ObjectShapeVerdict(size: .small, right: false)])
+            wrongSmall.objectShapes,
+            [
+                ObjectShapeVerdict(size: .large, shape: .square, drawn: .square),
+                ObjectShapeVerdict(size: .small, shape: .triangle, drawn: .circle),
+            ])
+        XCTAssertEqual(wrongSmall.objectShapes.map(\.right), [true, false])
         var score = ShapesScore()
         score.add(wrongSmall)
         XCTAssertEqual(score.accuracy("shape.large"), 1)
         XCTAssertEqual(score.accuracy("shape.small"), 0)
-        XCTAssertTrue(score.summary.hasSuffix("objects' shape: small 0.000 of 1, large 1.000 of 1"), score.summary)
+        XCTAssertEqual(score.accuracy("shape.small.triangle"), 0)
+        XCTAssertEqual(score.accuracy("shape.large.square"), 1)
+        XCTAssertNil(score.accuracy("shape.small.circle"))
+        XCTAssertTrue(
+            score.summary.hasSuffix("objects' shape: small 0.000 of 1 (triangle 0.000), large 1.000 of 1 (square 1.000)"),
+            score.summary)
         claim = SceneAttributes(objects: [truth.objects[0]], motion: .up)
         XCTAssertFalse(ShapesJudgement(video: s.video, attributes: claim).count)
     }
