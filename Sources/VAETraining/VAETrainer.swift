@@ -170,12 +170,14 @@ public final class VAETrainer {
         config.wholeFrameSteps > 0 ? config.steps - config.wholeFrameSteps : nil
     }
 
+    /// Whether step `step` is in the whole-frame phase.
+    func inWholeFramePhase(_ step: Int) -> Bool { wholeFramePhaseStart.map { step >= $0 } ?? false }
+
     /// The videos (or images) that step `step` trains on, (B, 3, T, H, W): crops as configured, whole clips in the
     /// whole-frame phase.
     public func batch(forStep step: Int, images: Bool) throws -> Tensor {
         let count = images ? config.imagesPerBatch : config.videosPerBatch
-        let wholeFrames = wholeFramePhaseStart.map { step >= $0 } ?? false
-        return try (wholeFrames ? wholeData : data).batch(start: step * count, count: count, images: images)
+        return try (inWholeFramePhase(step) ? wholeData : data).batch(start: step * count, count: count, images: images)
     }
 
     /// One optimizer step on the next batch of videos and images.
@@ -215,12 +217,10 @@ public final class VAETrainer {
             ? GradientClipping.clipGlobalNorm(vae.trainableParameters(), maxNorm: config.clipNorm) : 0
         optimizer.options.learningRate = schedule(step)
         optimizer.update()
-        if let phaseStart = wholeFramePhaseStart, step >= phaseStart {
-            if step == phaseStart { ema?.restart { _ in true } }
-            ema?.update(step: step - phaseStart)
-        } else {
-            ema?.update(step: step)
-        }
+        // The EMA's warm-up counts from the whole-frame phase's start once it has begun.
+        let emaStart = inWholeFramePhase(step) ? wholeFramePhaseStart! : 0
+        if step == emaStart && emaStart > 0 { ema?.restart { _ in true } }
+        ema?.update(step: step - emaStart)
         step += 1
         let n = totals.parts
         return VAEStepLosses(
