@@ -7,7 +7,7 @@ import TextEncoder
 
 /// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
 /// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps`,
-/// `precision` and the `textRole…` fields may change).
+/// `precision`, the `textRole…` fields and the flow-time distribution may change: `changeableOnResume`).
 public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// The transformer; nil selects `preset` with `inChannels` and `textDimension` taken from the VAE and text encoder.
     public var transformer: GokuConfig?
@@ -86,11 +86,13 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var sampling = SamplingDefaults()
 
     /// The fields a resumed run may change besides `steps`: the matrix-product precision (weights and optimizer state
-    /// are Float32 either way) and the caption-role settings (the head is not part of the model, and starts fresh
-    /// when turned on).
+    /// are Float32 either way), the caption-role settings (the head is not part of the model, and starts fresh
+    /// when turned on), and how flow times are drawn (`timesteps`, `shiftTimesteps`): which noise levels a stage
+    /// trains most is a choice per stage, as in multi-stage recipes that move it between resolutions, and nothing in
+    /// the checkpoint depends on it.
     public static let changeableOnResume: Set<String> = [
         "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
-        "textRoleReinitialize",
+        "textRoleReinitialize", "timesteps", "shiftTimesteps",
     ]
 
     /// The defaults.

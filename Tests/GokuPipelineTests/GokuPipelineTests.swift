@@ -156,6 +156,38 @@ final class GokuPipelineTests: XCTestCase {
         }
     }
 
+    /// A resumed run may draw flow times differently (a later stage training other noise levels more): it resumes
+    /// from the checkpoint, trains with the new distribution (its weights part from those of a run resumed with the
+    /// old one), and `run.json` records it. Another change, such as the learning rate, is still refused.
+    func testTimeDistributionMayChangeOnResume() throws {
+        let first = Self.folder.appendingPathComponent("times-first")
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: first, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let second = Self.folder.appendingPathComponent("times-second")
+        try FileManager.default.copyItem(at: first, to: second)
+
+        let same = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: first, showProgress: false)
+        try same.run(showProgress: false, output: devNull)
+        var changed = tinyConfig(steps: 3)
+        changed.timesteps = .uniform
+        changed.shiftTimesteps = false
+        let moved = try GokuTrainer(config: changed, runDirectory: second, showProgress: false)
+        XCTAssertEqual(moved.step, 2)
+        try moved.run(showProgress: false, output: devNull)
+        let a = same.transformer.parameterDictionary(), b = moved.transformer.parameterDictionary()
+        XCTAssertTrue(a.contains { key, value in b[key]!.scalars != value.scalars }, "the new distribution changed nothing")
+        let stored = try JSONDecoder().decode(
+            GokuTrainingConfig.self, from: Data(contentsOf: second.appendingPathComponent("run.json")))
+        XCTAssertEqual(stored.timesteps, .uniform)
+        XCTAssertFalse(stored.shiftTimesteps)
+
+        var other = tinyConfig(steps: 4)
+        other.learningRate *= 2
+        XCTAssertThrowsError(try GokuTrainer(config: other, runDirectory: second, showProgress: false)) { error in
+            XCTAssertTrue("\(error)".contains("another config"), "\(error)")
+        }
+    }
+
     /// Bad requests are named, not crashes.
     func testGenerationErrors() throws {
         let run = Self.folder.appendingPathComponent("errors")
