@@ -25,6 +25,8 @@ public struct GenerationOptions: Sendable {
     /// Time shift s of the sampling schedule (`TimestepShift.apply`; 1: uniform steps, larger: more steps near the
     /// noise); nil takes the model's, or the token-count rule it was trained with.
     public var shift: Double?
+    /// Flow times at which guidance applies (`GuidanceInterval`); nil takes the model's (by default every step).
+    public var guidanceInterval: GuidanceInterval?
     /// Noise seed: the same seed and options give the same output.
     public var seed: UInt64 = 0
     /// Image-to-video: the first frame, (3, 1, H, W) in [−1, 1] at the output size.
@@ -60,7 +62,11 @@ extension GokuModelBundle {
         let steps = options.steps ?? index.sampling.steps
         let guidance = options.guidance ?? index.sampling.guidance
         let sampler = (options.sampler ?? index.sampling.sampler).lowercased()
+        let interval = options.guidanceInterval ?? index.sampling.guidanceInterval
         try validate(options, frames: frames, width: width, height: height, steps: steps, guidance: guidance, sampler: sampler)
+        if let interval, !interval.isValid {
+            throw GokuPipelineError.invalidOption(option: "cfg-interval", reason: "\(interval) must satisfy 0 ≤ lo ≤ hi ≤ 1")
+        }
 
         let r = vae.config.temporalCompression, f = vae.config.spatialCompression
         let latentShape = [vae.config.latentChannels, 1 + (frames - 1) / r, height / f, width / f]
@@ -76,7 +82,7 @@ extension GokuModelBundle {
         let schedule = FlowSampler.schedule(steps: steps, shift: shift)
         let velocity: VelocityField = { [transformer] x, t in
             var samples = [GokuSample(latent: x, timestep: t, text: condition.states, textMask: condition.mask, firstFrame: firstFrame)]
-            if let u = unconditional {
+            if let u = unconditional, interval?.contains(t) ?? true {
                 samples.append(GokuSample(latent: x, timestep: t, text: u.states, textMask: u.mask, firstFrame: firstFrame))
             }
             // Shapes were validated above, so packing cannot fail.

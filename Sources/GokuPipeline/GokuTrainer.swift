@@ -168,7 +168,9 @@ public final class GokuTrainer {
         let encoded = text.encodeBatch(captions, differentiable: trainsText)
         let conditions = text.perCaption(encoded)
         let roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
-        var samples: [GokuSample] = [], targets: [Tensor] = []
+        var samples: [GokuSample] = [], targets: [Tensor] = [], weights: [Tensor] = []
+        let weighting = config.foregroundLossWeight > 0
+            ? ForegroundWeighting(extraWeight: config.foregroundLossWeight, threshold: config.foregroundThreshold) : nil
         let times = config.timesteps.sample(count: items.count, generator: generator)
         for (i, item) in items.enumerated() {
             let x1 = item.latent
@@ -191,10 +193,13 @@ public final class GokuTrainer {
             }
             samples.append(GokuSample(latent: noisy, timestep: time, text: conditions[i].states, textMask: conditions[i].mask, firstFrame: first))
             targets.append(target)
+            if let weighting { weights.append(weighting.weights(for: x1)) }
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
         let prediction = MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) { transformer(batch) }
-        let loss = RectifiedFlow.loss(predictions: batch.unpack(prediction), targets: targets)
+        let loss = weighting == nil
+            ? RectifiedFlow.loss(predictions: batch.unpack(prediction), targets: targets)
+            : RectifiedFlow.weightedLoss(predictions: batch.unpack(prediction), targets: targets, weights: weights)
         if let roleLoss {
             (loss + roleLoss * Tensor(Float(config.textRoleLossWeight))).backward()
         } else {

@@ -76,6 +76,12 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var textRoleReinitialize = false
     /// Their anchor weight: how strongly the encoder's states are held where they were (`CaptionRolePretraining`).
     public var textRoleAnchorWeight = 1.0
+    /// Extra loss weight of the latent positions that hold objects (`ForegroundWeighting`): 0 trains the plain MSE;
+    /// w makes each foreground position count 1 + w times a background one, so small objects' shapes are not a
+    /// negligible share of the loss.
+    public var foregroundLossWeight = 0.0
+    /// The distance from a latent frame's median vector (RMS over channels) above which a position is foreground.
+    public var foregroundThreshold = 0.15
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -87,12 +93,13 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
 
     /// The fields a resumed run may change besides `steps`: the matrix-product precision (weights and optimizer state
     /// are Float32 either way), the caption-role settings (the head is not part of the model, and starts fresh
-    /// when turned on), and how flow times are drawn (`timesteps`, `shiftTimesteps`): which noise levels a stage
-    /// trains most is a choice per stage, as in multi-stage recipes that move it between resolutions, and nothing in
-    /// the checkpoint depends on it.
+    /// when turned on), and how flow times are drawn (`timesteps`, `shiftTimesteps`) and the loss weighted
+    /// (`foregroundLossWeight`, `foregroundThreshold`): which noise levels and which parts of a frame a stage trains most
+    /// is a choice per stage, as in multi-stage recipes that move it between resolutions, and nothing in the checkpoint
+    /// depends on it.
     public static let changeableOnResume: Set<String> = [
         "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
-        "textRoleReinitialize", "timesteps", "shiftTimesteps",
+        "textRoleReinitialize", "timesteps", "shiftTimesteps", "foregroundLossWeight", "foregroundThreshold",
     ]
 
     /// The defaults.
@@ -119,6 +126,8 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(MixedPrecision.Mode(name: precision) != nil, "precision", "'\(precision)' (\(MixedPrecision.Mode.names.joined(separator: " or ")))")
         try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
+        try check(foregroundLossWeight >= 0 && foregroundLossWeight.isFinite, "foregroundLossWeight", "must be ≥ 0")
+        try check(foregroundThreshold >= 0 && foregroundThreshold.isFinite, "foregroundThreshold", "must be ≥ 0")
         try check(textRoleLossWeight >= 0 && textRoleLossWeight.isFinite, "textRoleLossWeight", "must be ≥ 0")
         try check(textRolePretrainSteps >= 0, "textRolePretrainSteps", "must be ≥ 0")
         try check(textRoleAnchorWeight >= 0 && textRoleAnchorWeight.isFinite, "textRoleAnchorWeight", "must be ≥ 0")

@@ -37,6 +37,28 @@ public enum RectifiedFlow {
         }
         return total! / Double(count)
     }
+
+    /// The weighted MSE loss: Σ w·‖v̂ − v‖² / Σ w over every latent element, with each sample's weights broadcast over
+    /// its prediction (e.g. (1, T, H, W) against (C, T, H, W), from `ForegroundWeighting.weights(for:)`). Normalising
+    /// by the weights keeps the loss on the plain loss's scale; with all weights 1 it is `loss(predictions:targets:)`.
+    /// - Parameters: predictions, targets: per sample, equal shapes; weights: per sample, broadcastable to them,
+    ///   non-negative and not all zero.
+    /// - Returns: a scalar.
+    public static func weightedLoss(predictions: [Tensor], targets: [Tensor], weights: [Tensor]) -> Tensor {
+        precondition(
+            !predictions.isEmpty && predictions.count == targets.count && targets.count == weights.count,
+            "weightedLoss: \(predictions.count) predictions, \(targets.count) targets, \(weights.count) weights")
+        var total: Tensor?
+        var weightSum = 0.0
+        for ((p, t), w) in zip(zip(predictions, targets), weights) {
+            precondition(p.shape == t.shape, "weightedLoss: prediction \(p.shape) and target \(t.shape) differ")
+            let term = ((p - t).square() * w).sum()
+            total = total.map { $0 + term } ?? term
+            weightSum += Double(w.sum().item()) * Double(p.count / w.count)
+        }
+        precondition(weightSum > 0, "weightedLoss: the weights sum to \(weightSum)")
+        return total! / weightSum
+    }
 }
 
 /// How training draws flow times.

@@ -188,6 +188,79 @@ final class GokuPipelineTests: XCTestCase {
         }
     }
 
+    /// A stage that weights objects more (`foregroundLossWeight`) resumes a run trained without: it continues from the
+    /// checkpoint, its loss differs from the plain one on the same batch (so some positions, not all, are foreground),
+    /// its weights part from those of the plain run's, and `run.json` records the weighting.
+    func testForegroundWeightingMayChangeOnResume() throws {
+        let plainRun = Self.folder.appendingPathComponent("foreground-plain")
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: plainRun, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let weightedRun = Self.folder.appendingPathComponent("foreground-weighted")
+        try FileManager.default.copyItem(at: plainRun, to: weightedRun)
+
+        let plain = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: plainRun, showProgress: false)
+        var config = tinyConfig(steps: 3)
+        config.foregroundLossWeight = 4
+        config.foregroundThreshold = 0.05
+        let weighted = try GokuTrainer(config: config, runDirectory: weightedRun, showProgress: false)
+        XCTAssertEqual(weighted.step, 2)
+        let plainLoss = try plain.trainStep().loss, weightedLoss = try weighted.trainStep().loss
+        XCTAssertNotEqual(plainLoss, weightedLoss, accuracy: 1e-6 * plainLoss, "the weighting changed nothing")
+        let a = plain.transformer.parameterDictionary(), b = weighted.transformer.parameterDictionary()
+        XCTAssertTrue(a.contains { key, value in b[key]!.scalars != value.scalars })
+        let stored = try JSONDecoder().decode(
+            GokuTrainingConfig.self, from: Data(contentsOf: weightedRun.appendingPathComponent("run.json")))
+        XCTAssertEqual(stored.foregroundLossWeight, 4)
+        XCTAssertEqual(stored.foregroundThreshold, 0.05)
+    }
+
+    /// Guidance limited to an interval of flow times: an interval holding every step's time is full guidance, one
+    /// holding none is no guidance (guidance 1), one in between differs from both; bad bounds are named, and the
+    /// model's default interval round-trips through `model_index.json`.
+    func testGuidanceInterval() throws {
+        let run = Self.folder.appendingPathComponent("interval")
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let bundle = try GokuModelBundle.load(from: run.appendingPathComponent("model"))
+        var options = GenerationOptions(prompt: "a small blue square")
+        options.seed = 3
+        options.steps = 4
+        options.shift = 1  // steps evaluated at t = 0, 0.25, 0.5, 0.75
+        options.guidance = 3
+        let full = try bundle.generate(options).video.scalars
+        options.guidanceInterval = GuidanceInterval(lower: 0, upper: 1)
+        XCTAssertEqual(try bundle.generate(options).video.scalars, full)
+        options.guidanceInterval = GuidanceInterval(lower: 0.9, upper: 1)
+        let none = try bundle.generate(options).video.scalars
+        var unguided = options
+        unguided.guidanceInterval = nil
+        unguided.guidance = 1
+        XCTAssertEqual(none, try bundle.generate(unguided).video.scalars)
+        XCTAssertNotEqual(none, full, "guidance changed nothing, so the test shows nothing")
+        options.guidanceInterval = GuidanceInterval(lower: 0, upper: 0.3)
+        let part = try bundle.generate(options).video.scalars
+        XCTAssertNotEqual(part, full)
+        XCTAssertNotEqual(part, none)
+
+        for bad in [GuidanceInterval(lower: 0.5, upper: 0.2), GuidanceInterval(lower: -0.1, upper: 1), GuidanceInterval(lower: 0, upper: .nan)] {
+            options.guidanceInterval = bad
+            XCTAssertThrowsError(try bundle.generate(options)) { error in
+                guard case GokuPipelineError.invalidOption(let name, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(name, "cfg-interval")
+            }
+        }
+        XCTAssertEqual(GuidanceInterval(parsing: " 0, 0.7"), GuidanceInterval(lower: 0, upper: 0.7))
+        XCTAssertNil(GuidanceInterval(parsing: "0.7"))
+        XCTAssertNil(GuidanceInterval(parsing: "a,b"))
+
+        let defaults = SamplingDefaults(guidanceInterval: GuidanceInterval(lower: 0, upper: 0.7))
+        let json = try JSONEncoder().encode(defaults)
+        XCTAssertTrue(String(decoding: json, as: UTF8.self).contains("\"guidance_interval\":[0,0.7]"))
+        XCTAssertEqual(try JSONDecoder().decode(SamplingDefaults.self, from: json), defaults)
+        XCTAssertNil(try JSONDecoder().decode(SamplingDefaults.self, from: Data(#"{"steps":3,"guidance":2,"sampler":"euler"}"#.utf8)).guidanceInterval)
+        XCTAssertThrowsError(try JSONDecoder().decode(SamplingDefaults.self, from: Data(#"{"steps":3,"guidance":2,"sampler":"euler","guidance_interval":[0]}"#.utf8)))
+    }
+
     /// Bad requests are named, not crashes.
     func testGenerationErrors() throws {
         let run = Self.folder.appendingPathComponent("errors")

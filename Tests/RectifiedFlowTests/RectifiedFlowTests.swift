@@ -17,6 +17,57 @@ final class RectifiedFlowTests: XCTestCase {
         XCTAssertEqual(loss.item(), 14.0 / 3, accuracy: 1e-6)
     }
 
+    /// The weighted loss: Σ w·(p − t)² / Σ w over the broadcast weights, the plain loss when the weights are 1, and its
+    /// gradient against central differences in Float64.
+    func testWeightedLoss() {
+        let predictions = [Tensor(shape: [2, 1, 1, 2], scalars: [1.0, 2.0, 3.0, 4.0]), Tensor(shape: [1, 1, 1, 1], scalars: [5.0])]
+        let targets = [Tensor.zeros([2, 1, 1, 2], dtype: .float64), Tensor(shape: [1, 1, 1, 1], scalars: [4.0])]
+        // Weights broadcast over the channel axis: positions (3, 1) in the first sample, 2 in the second.
+        let weights = [Tensor(shape: [1, 1, 1, 2], scalars: [3.0, 1.0]), Tensor(shape: [1, 1, 1, 1], scalars: [2.0])]
+        let loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
+        // (3·1 + 1·4 + 3·9 + 1·16 + 2·1) / (3 + 1 + 3 + 1 + 2)
+        XCTAssertEqual(loss.doubleScalars[0], 52.0 / 10, accuracy: 1e-12)
+        let ones = weights.map { Tensor.ones($0.shape, dtype: .float64) }
+        XCTAssertEqual(
+            RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: ones).doubleScalars[0],
+            RectifiedFlow.loss(predictions: predictions, targets: targets).doubleScalars[0], accuracy: 1e-12)
+
+        let inputs = GradientCheck.inputs([[3, 2, 2, 2], [3, 2, 2, 2]], seed: 5)
+        let w = Tensor(shape: [1, 2, 2, 2], scalars: [1.0, 5, 1, 1, 5, 5, 1, 1])
+        GradientCheck.check(inputs, "weightedLoss") {
+            RectifiedFlow.weightedLoss(predictions: [$0[0]], targets: [$0[1]], weights: [w])
+        }
+    }
+
+    /// Foreground positions are those far from their frame's per-channel median: an object on a flat background is
+    /// found in each frame wherever it moves, the threshold is on the RMS over channels, and the weights are
+    /// 1 + extra there and 1 elsewhere.
+    func testForegroundWeighting() {
+        // (C 2, T 2, 3×3): background (0.5, −1) everywhere, one object per frame, at a different place each frame.
+        var values = [Float](repeating: 0, count: 2 * 2 * 9)
+        for c in 0..<2 { for f in 0..<2 { for p in 0..<9 { values[(c * 2 + f) * 9 + p] = c == 0 ? 0.5 : -1 } } }
+        values[(0 * 2 + 0) * 9 + 4] += 0.3  // frame 0, centre: RMS over channels 0.3 / √2 ≈ 0.212
+        values[(1 * 2 + 0) * 9 + 4] += 0.0
+        values[(0 * 2 + 1) * 9 + 0] += 0.1  // frame 1, corner: RMS √((0.01 + 0.04) / 2) ≈ 0.158
+        values[(1 * 2 + 1) * 9 + 0] -= 0.2
+        values[(0 * 2 + 1) * 9 + 8] += 0.1  // frame 1, other corner: RMS 0.1 / √2 ≈ 0.071
+        let latent = Tensor(shape: [2, 2, 3, 3], scalars: values)
+
+        let weighting = ForegroundWeighting(extraWeight: 4, threshold: 0.15)
+        var expected = [Float](repeating: 0, count: 18)
+        expected[4] = 1
+        expected[9] = 1
+        XCTAssertEqual(weighting.foregroundMask(of: latent).shape, [1, 2, 3, 3])
+        XCTAssertEqual(weighting.foregroundMask(of: latent).scalars, expected)
+        XCTAssertEqual(weighting.weights(for: latent).scalars, expected.map { 1 + 4 * $0 })
+        // A higher threshold keeps only the centre; one above every distance finds nothing.
+        XCTAssertEqual(ForegroundWeighting(extraWeight: 1, threshold: 0.18).foregroundMask(of: latent).scalars.reduce(0, +), 1)
+        XCTAssertEqual(ForegroundWeighting(extraWeight: 1, threshold: 0.25).foregroundMask(of: latent).scalars.reduce(0, +), 0)
+        XCTAssertTrue(weighting.isValid)
+        XCTAssertFalse(ForegroundWeighting(extraWeight: -1).isValid)
+        XCTAssertFalse(ForegroundWeighting(extraWeight: 1, threshold: .nan).isValid)
+    }
+
     func testShiftClosedForms() {
         XCTAssertEqual(TimestepShift.apply(0, shift: 3), 0, accuracy: 1e-12)
         XCTAssertEqual(TimestepShift.apply(1, shift: 3), 1, accuracy: 1e-12)

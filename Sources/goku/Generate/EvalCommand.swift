@@ -51,7 +51,7 @@ struct EvalShapesCommand: ParsableCommand {
         let set = try prompts.map { try GokuModelBundle.readPrompts(URL(fileURLWithPath: $0)) }
             ?? ShapesPromptSet.sample(count: count, seed: seed, videoFraction: videoFraction, split: .evaluation)
         var options = GenerationOptions(prompt: "")
-        sampling.apply(to: &options)
+        try sampling.apply(to: &options)
         options.seed = seed
         let saveURL = saveTo.map { URL(fileURLWithPath: $0) }
         if let saveURL { try FileManager.default.createDirectory(at: saveURL, withIntermediateDirectories: true) }

@@ -42,7 +42,7 @@ struct GenerateCommand: ParsableCommand {
         var options = GenerationOptions(prompt: prompt)
         options.frames = frames
         if let size { (options.width, options.height) = try FrameSize.parse(size) }
-        sampling.apply(to: &options)
+        try sampling.apply(to: &options)
         options.negativePrompt = negative
         options.seed = seed
         let outputURL = URL(fileURLWithPath: output)

@@ -24,6 +24,9 @@ struct ModelSamplingOptions: ParsableArguments {
     @Option(help: "Time shift of the sampling schedule: 1 spaces the steps evenly, larger puts more near the noise (default: the model's).")
     var shift: Double?
 
+    @Option(help: "Flow times LO,HI (0 noise, 1 data) at which guidance applies; other steps take the conditional velocity alone (default: the model's, every step).")
+    var cfgInterval: String?
+
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
@@ -36,10 +39,16 @@ struct ModelSamplingOptions: ParsableArguments {
     }
 
     /// Copies the sampling settings into a request.
-    func apply(to request: inout GenerationOptions) {
+    func apply(to request: inout GenerationOptions) throws {
         request.steps = steps
         request.guidance = cfg
         request.sampler = sampler
         request.shift = shift
+        request.guidanceInterval = try cfgInterval.map { text in
+            guard let interval = GuidanceInterval(parsing: text) else {
+                throw ValidationError("--cfg-interval '\(text)' is not LO,HI (e.g. 0,0.7)")
+            }
+            return interval
+        }
     }
 }
