@@ -168,7 +168,7 @@ public final class GokuTrainer {
         let encoded = text.encodeBatch(captions, differentiable: trainsText)
         let conditions = text.perCaption(encoded)
         let roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
-        var samples: [GokuSample] = [], targets: [Tensor] = [], weights: [Tensor] = []
+        var samples: [GokuSample] = [], targets: [Tensor] = [], clean: [Tensor] = []
         let weighting = config.foregroundLossWeight > 0
             ? ForegroundWeighting(extraWeight: config.foregroundLossWeight, threshold: config.foregroundThreshold) : nil
         let times = config.timesteps.sample(count: items.count, generator: generator)
@@ -193,13 +193,24 @@ public final class GokuTrainer {
             }
             samples.append(GokuSample(latent: noisy, timestep: time, text: conditions[i].states, textMask: conditions[i].mask, firstFrame: first))
             targets.append(target)
-            if let weighting { weights.append(weighting.weights(for: x1)) }
+            clean.append(x1)
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
         let prediction = MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) { transformer(batch) }
-        let loss = weighting == nil
-            ? RectifiedFlow.loss(predictions: batch.unpack(prediction), targets: targets)
-            : RectifiedFlow.weightedLoss(predictions: batch.unpack(prediction), targets: targets, weights: weights)
+        let predictions = batch.unpack(prediction)
+        let loss: Tensor
+        if let weighting {
+            // The model's estimate of x1 from a flow prediction: x_t + (1 − t)·v̂ (values only, not recorded).
+            let fromEstimate = config.foregroundOf == "dataOrEstimate" && ddpm == nil
+            let weights = clean.indices.map { i in
+                let estimate = fromEstimate
+                    ? Autograd.inference { samples[i].latent + predictions[i].detached() * (1 - samples[i].timestep) } : nil
+                return weighting.weights(for: clean[i], estimate: estimate)
+            }
+            loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
+        } else {
+            loss = RectifiedFlow.loss(predictions: predictions, targets: targets)
+        }
         if let roleLoss {
             (loss + roleLoss * Tensor(Float(config.textRoleLossWeight))).backward()
         } else {

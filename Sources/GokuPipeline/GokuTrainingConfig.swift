@@ -82,6 +82,10 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var foregroundLossWeight = 0.0
     /// The distance from a latent frame's median vector (RMS over channels) above which a position is foreground.
     public var foregroundThreshold = 0.15
+    /// Whose objects weigh more: "dataOrEstimate" (the data's and those of the model's estimate of the clean latent, so
+    /// drawing an object where there is none costs what missing one does; flow objective) or "data" (the data's only,
+    /// which was measured to teach the model to draw extra objects).
+    public var foregroundOf = "dataOrEstimate"
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -94,12 +98,13 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// The fields a resumed run may change besides `steps`: the matrix-product precision (weights and optimizer state
     /// are Float32 either way), the caption-role settings (the head is not part of the model, and starts fresh
     /// when turned on), and how flow times are drawn (`timesteps`, `shiftTimesteps`) and the loss weighted
-    /// (`foregroundLossWeight`, `foregroundThreshold`): which noise levels and which parts of a frame a stage trains most
+    /// (`foregroundLossWeight`, `foregroundThreshold`, `foregroundOf`): which noise levels and which parts of a frame a stage trains most
     /// is a choice per stage, as in multi-stage recipes that move it between resolutions, and nothing in the checkpoint
     /// depends on it.
     public static let changeableOnResume: Set<String> = [
         "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
         "textRoleReinitialize", "timesteps", "shiftTimesteps", "foregroundLossWeight", "foregroundThreshold",
+        "foregroundOf",
     ]
 
     /// The defaults.
@@ -128,6 +133,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
         try check(foregroundLossWeight >= 0 && foregroundLossWeight.isFinite, "foregroundLossWeight", "must be ≥ 0")
         try check(foregroundThreshold >= 0 && foregroundThreshold.isFinite, "foregroundThreshold", "must be ≥ 0")
+        try check(foregroundOf == "data" || foregroundOf == "dataOrEstimate", "foregroundOf", "'\(foregroundOf)' (data or dataOrEstimate)")
         try check(textRoleLossWeight >= 0 && textRoleLossWeight.isFinite, "textRoleLossWeight", "must be ≥ 0")
         try check(textRolePretrainSteps >= 0, "textRolePretrainSteps", "must be ≥ 0")
         try check(textRoleAnchorWeight >= 0 && textRoleAnchorWeight.isFinite, "textRoleAnchorWeight", "must be ≥ 0")

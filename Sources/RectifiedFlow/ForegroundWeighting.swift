@@ -10,9 +10,14 @@ import TensorCore
 /// in scenes of a few objects) and gives every position whose latent vector lies further than `threshold` from it (the
 /// root-mean-square over channels, in the latent's own units) the weight `1 + extraWeight`, all others 1.
 ///
-/// The weights depend on the clean latent alone, not on the noise or the prediction, so they are constants of the
-/// loss: the gradient is that of a weighted MSE. `RectifiedFlow.weightedLoss` normalises by the weights' sum, so the
-/// loss keeps the scale of the plain one.
+/// Weighting the data's objects alone is lopsided: a missed object costs 1 + w, an object drawn where the data has
+/// none costs 1, and a model trained so learns to draw extra objects (measured on Shapes: count accuracy fell from 0.89
+/// to 0.73–0.80 within 6000 steps). `weights(for:estimate:)` therefore also weighs the positions where the model's own
+/// estimate of the clean latent holds an object, so that both errors cost the same.
+///
+/// The weights are computed from values, not recorded for autograd, so they are constants of the loss: the gradient
+/// is that of a weighted MSE. `RectifiedFlow.weightedLoss` normalises by the weights' sum, so the loss keeps the scale
+/// of the plain one.
 public struct ForegroundWeighting: Codable, Equatable, Sendable {
     /// Added to the weight of foreground positions (0: the plain loss).
     public var extraWeight: Double
@@ -53,8 +58,15 @@ public struct ForegroundWeighting: Codable, Equatable, Sendable {
     }
 
     /// The loss weights of a clean latent (C, T, H, W): (1, T, H, W), 1 + `extraWeight` on the foreground, else 1.
-    public func weights(for latent: Tensor) -> Tensor {
-        foregroundMask(of: latent) * extraWeight + 1
+    /// With `estimate` (the model's estimate of the same clean latent, e.g. x_t + (1 − t)·v̂ in flow training), also on
+    /// the estimate's foreground.
+    public func weights(for latent: Tensor, estimate: Tensor? = nil) -> Tensor {
+        var mask = foregroundMask(of: latent)
+        if let estimate {
+            precondition(estimate.shape == latent.shape, "weights: estimate \(estimate.shape) and latent \(latent.shape) differ")
+            mask = mask.maximum(foregroundMask(of: estimate))
+        }
+        return mask * extraWeight + 1
     }
 
     /// The median of a non-empty collection (the mean of the middle two for an even count).

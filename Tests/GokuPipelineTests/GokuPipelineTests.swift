@@ -190,28 +190,39 @@ final class GokuPipelineTests: XCTestCase {
 
     /// A stage that weights objects more (`foregroundLossWeight`) resumes a run trained without: it continues from the
     /// checkpoint, its loss differs from the plain one on the same batch (so some positions, not all, are foreground),
-    /// its weights part from those of the plain run's, and `run.json` records the weighting.
+    /// its weights part from those of the plain run's, and `run.json` records the weighting. Weighting the model's
+    /// estimate's objects too is another loss again; an unknown choice is named.
     func testForegroundWeightingMayChangeOnResume() throws {
         let plainRun = Self.folder.appendingPathComponent("foreground-plain")
         try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: plainRun, showProgress: false)
             .run(showProgress: false, output: devNull)
-        let weightedRun = Self.folder.appendingPathComponent("foreground-weighted")
-        try FileManager.default.copyItem(at: plainRun, to: weightedRun)
+        let dataRun = Self.folder.appendingPathComponent("foreground-data")
+        let estimateRun = Self.folder.appendingPathComponent("foreground-estimate")
+        try FileManager.default.copyItem(at: plainRun, to: dataRun)
+        try FileManager.default.copyItem(at: plainRun, to: estimateRun)
 
         let plain = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: plainRun, showProgress: false)
         var config = tinyConfig(steps: 3)
         config.foregroundLossWeight = 4
         config.foregroundThreshold = 0.05
-        let weighted = try GokuTrainer(config: config, runDirectory: weightedRun, showProgress: false)
-        XCTAssertEqual(weighted.step, 2)
-        let plainLoss = try plain.trainStep().loss, weightedLoss = try weighted.trainStep().loss
-        XCTAssertNotEqual(plainLoss, weightedLoss, accuracy: 1e-6 * plainLoss, "the weighting changed nothing")
-        let a = plain.transformer.parameterDictionary(), b = weighted.transformer.parameterDictionary()
+        config.foregroundOf = "data"
+        let data = try GokuTrainer(config: config, runDirectory: dataRun, showProgress: false)
+        XCTAssertEqual(data.step, 2)
+        let plainLoss = try plain.trainStep().loss, dataLoss = try data.trainStep().loss
+        XCTAssertNotEqual(plainLoss, dataLoss, accuracy: 1e-6 * plainLoss, "the weighting changed nothing")
+        let a = plain.transformer.parameterDictionary(), b = data.transformer.parameterDictionary()
         XCTAssertTrue(a.contains { key, value in b[key]!.scalars != value.scalars })
         let stored = try JSONDecoder().decode(
-            GokuTrainingConfig.self, from: Data(contentsOf: weightedRun.appendingPathComponent("run.json")))
+            GokuTrainingConfig.self, from: Data(contentsOf: dataRun.appendingPathComponent("run.json")))
         XCTAssertEqual(stored.foregroundLossWeight, 4)
         XCTAssertEqual(stored.foregroundThreshold, 0.05)
+        XCTAssertEqual(stored.foregroundOf, "data")
+
+        config.foregroundOf = "dataOrEstimate"
+        let estimate = try GokuTrainer(config: config, runDirectory: estimateRun, showProgress: false)
+        XCTAssertNotEqual(try estimate.trainStep().loss, dataLoss, accuracy: 1e-6 * dataLoss)
+        config.foregroundOf = "both"
+        XCTAssertThrowsError(try config.validate()) { error in XCTAssertTrue("\(error)".contains("foregroundOf"), "\(error)") }
     }
 
     /// Guidance limited to an interval of flow times: an interval holding every step's time is full guidance, one

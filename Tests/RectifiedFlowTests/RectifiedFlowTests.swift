@@ -63,6 +63,13 @@ final class RectifiedFlowTests: XCTestCase {
         // A higher threshold keeps only the centre; one above every distance finds nothing.
         XCTAssertEqual(ForegroundWeighting(extraWeight: 1, threshold: 0.18).foregroundMask(of: latent).scalars.reduce(0, +), 1)
         XCTAssertEqual(ForegroundWeighting(extraWeight: 1, threshold: 0.25).foregroundMask(of: latent).scalars.reduce(0, +), 0)
+        // With the model's estimate, its objects weigh too: here one at a background position of frame 1.
+        var drawn = values
+        drawn[(0 * 2 + 1) * 9 + 5] += 0.5
+        XCTAssertEqual(
+            weighting.weights(for: latent, estimate: Tensor(shape: [2, 2, 3, 3], scalars: drawn)).scalars,
+            expected.enumerated().map { 1 + 4 * ($0.offset == 9 + 5 ? 1 : $0.element) })
+        XCTAssertEqual(weighting.weights(for: latent, estimate: latent).scalars, expected.map { 1 + 4 * $0 })
         XCTAssertTrue(weighting.isValid)
         XCTAssertFalse(ForegroundWeighting(extraWeight: -1).isValid)
         XCTAssertFalse(ForegroundWeighting(extraWeight: 1, threshold: .nan).isValid)
