@@ -100,11 +100,11 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// when turned on), and how flow times are drawn (`timesteps`, `shiftTimesteps`) and the loss weighted
     /// (`foregroundLossWeight`, `foregroundThreshold`, `foregroundOf`): which noise levels and which parts of a frame a stage trains most
     /// is a choice per stage, as in multi-stage recipes that move it between resolutions, and nothing in the checkpoint
-    /// depends on it.
+    /// depends on it. The `sampling` defaults, which only the exported `model_index.json` reads, may change too.
     public static let changeableOnResume: Set<String> = [
         "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
         "textRoleReinitialize", "timesteps", "shiftTimesteps", "foregroundLossWeight", "foregroundThreshold",
-        "foregroundOf",
+        "foregroundOf", "sampling",
     ]
 
     /// The defaults.
