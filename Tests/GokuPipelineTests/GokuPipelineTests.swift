@@ -158,7 +158,7 @@ final class GokuPipelineTests: XCTestCase {
 
     /// A resumed run may draw flow times differently (a later stage training other noise levels more): it resumes
     /// from the checkpoint, trains with the new distribution (its weights part from those of a run resumed with the
-    /// old one), and `run.json` records it. Another change, such as the learning rate, is still refused.
+    /// old one), and `run.json` records it, as it does new sampling defaults. Another change, such as the learning rate, is still refused.
     func testTimeDistributionMayChangeOnResume() throws {
         let first = Self.folder.appendingPathComponent("times-first")
         try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: first, showProgress: false)
@@ -171,6 +171,7 @@ final class GokuPipelineTests: XCTestCase {
         var changed = tinyConfig(steps: 3)
         changed.timesteps = .uniform
         changed.shiftTimesteps = false
+        changed.sampling.guidanceInterval = GuidanceInterval(lower: 0, upper: 0.7)  // read only by the exported index
         let moved = try GokuTrainer(config: changed, runDirectory: second, showProgress: false)
         XCTAssertEqual(moved.step, 2)
         try moved.run(showProgress: false, output: devNull)
@@ -180,6 +181,7 @@ final class GokuPipelineTests: XCTestCase {
             GokuTrainingConfig.self, from: Data(contentsOf: second.appendingPathComponent("run.json")))
         XCTAssertEqual(stored.timesteps, .uniform)
         XCTAssertFalse(stored.shiftTimesteps)
+        XCTAssertEqual(stored.sampling.guidanceInterval, GuidanceInterval(lower: 0, upper: 0.7))
 
         var other = tinyConfig(steps: 4)
         other.learningRate *= 2
