@@ -63,7 +63,7 @@ final class ShippedModelTests: XCTestCase {
     }
 
     /// The shipped text encoder knows word order: a pair caption's object words change state when the objects swap
-    /// places or the relation flips (`goku eval text`: 1.071 and 1.070 for the shipped encoder, trained with the caption-role
+    /// places or the relation flips (`goku eval text`: 1.062 and 1.065 for the shipped encoder, trained with the caption-role
     /// objective; 0.000 and 0.049 for the one trained by the flow loss alone, which left the transformer unable to tell
     /// left from right).
     func testShippedTextEncoderKnowsWordOrder() throws {
