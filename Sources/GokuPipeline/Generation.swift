@@ -42,6 +42,8 @@ public struct GenerationResult {
     public var video: Tensor
     /// The options after defaults were applied.
     public var frames: Int, width: Int, height: Int, steps: Int, guidance: Double, sampler: String
+    /// The flow times at which guidance applied (nil: every step).
+    public var guidanceInterval: GuidanceInterval?
     /// Whether the prompt was longer than the text length and cut.
     public var promptTruncated: Bool
 }
@@ -104,7 +106,7 @@ extension GokuModelBundle {
         }
         return GenerationResult(
             video: video, frames: frames, width: width, height: height, steps: steps, guidance: guidance,
-            sampler: sampler, promptTruncated: text.tokenCount(options.prompt) > text.maxLength)
+            sampler: sampler, guidanceInterval: interval, promptTruncated: text.tokenCount(options.prompt) > text.maxLength)
     }
 
     private func validate(

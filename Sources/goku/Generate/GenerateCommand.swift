@@ -73,7 +73,7 @@ struct GenerateCommand: ParsableCommand {
         } else {
             try VideoFile.write(result.video, to: outputURL, framesPerSecond: fps)
         }
-        print("wrote \(output) (\(result.frames) frame\(result.frames == 1 ? "" : "s"), \(result.width)x\(result.height), \(result.steps) \(result.sampler) steps, cfg \(result.guidance), seed \(seed))")
+        print("wrote \(output) (\(result.frames) frame\(result.frames == 1 ? "" : "s"), \(result.width)x\(result.height), \(result.steps) \(result.sampler) steps, cfg \(result.guidance)\(result.guidanceInterval.map { " at t in [\($0.lower), \($0.upper)]" } ?? ""), seed \(seed))")
     }
 
 }
