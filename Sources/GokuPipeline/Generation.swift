@@ -65,10 +65,9 @@ extension GokuModelBundle {
         let guidance = options.guidance ?? index.sampling.guidance
         let sampler = (options.sampler ?? index.sampling.sampler).lowercased()
         let interval = options.guidanceInterval ?? index.sampling.guidanceInterval
-        try validate(options, frames: frames, width: width, height: height, steps: steps, guidance: guidance, sampler: sampler)
-        if let interval, !interval.isValid {
-            throw GokuPipelineError.invalidOption(option: "cfg-interval", reason: "\(interval) must satisfy 0 ≤ lo ≤ hi ≤ 1")
-        }
+        try validate(
+            options, frames: frames, width: width, height: height, steps: steps, guidance: guidance, sampler: sampler,
+            interval: interval)
 
         let r = vae.config.temporalCompression, f = vae.config.spatialCompression
         let latentShape = [vae.config.latentChannels, 1 + (frames - 1) / r, height / f, width / f]
@@ -110,7 +109,8 @@ extension GokuModelBundle {
     }
 
     private func validate(
-        _ o: GenerationOptions, frames: Int, width: Int, height: Int, steps: Int, guidance: Double, sampler: String
+        _ o: GenerationOptions, frames: Int, width: Int, height: Int, steps: Int, guidance: Double, sampler: String,
+        interval: GuidanceInterval?
     ) throws {
         func fail(_ option: String, _ reason: String) -> GokuPipelineError { .invalidOption(option: option, reason: reason) }
         let r = vae.config.temporalCompression
@@ -133,6 +133,7 @@ extension GokuModelBundle {
         guard guidance.isFinite, guidance >= 0 else { throw fail("cfg", "\(guidance) must be ≥ 0") }
         if let shift = o.shift, !(shift.isFinite && shift > 0) { throw fail("shift", "\(shift) must be positive") }
         guard sampler == "euler" || sampler == "heun" else { throw fail("sampler", "'\(sampler)' (euler or heun)") }
+        if let interval, !interval.isValid { throw fail("cfg-interval", "\(interval) must satisfy 0 ≤ lo ≤ hi ≤ 1") }
         if let image = o.firstFrame {
             guard transformer.config.imageConditioning else {
                 throw fail("image", "this model has no image conditioning (train with imageConditioning: true)")

@@ -77,7 +77,7 @@ public struct GuidanceInterval: Codable, Equatable, Sendable, CustomStringConver
     /// Bounds, 0 ≤ lower ≤ upper ≤ 1.
     public var lower: Double, upper: Double
 
-    /// An interval; `validate()` checks its bounds.
+    /// An interval; `isValid` checks its bounds.
     public init(lower: Double, upper: Double) {
         self.lower = lower
         self.upper = upper

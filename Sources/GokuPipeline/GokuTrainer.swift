@@ -168,7 +168,7 @@ public final class GokuTrainer {
         let encoded = text.encodeBatch(captions, differentiable: trainsText)
         let conditions = text.perCaption(encoded)
         let roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
-        var samples: [GokuSample] = [], targets: [Tensor] = [], clean: [Tensor] = []
+        var samples: [GokuSample] = [], targets: [Tensor] = []
         let weighting = config.foregroundLossWeight > 0
             ? ForegroundWeighting(extraWeight: config.foregroundLossWeight, threshold: config.foregroundThreshold) : nil
         let times = config.timesteps.sample(count: items.count, generator: generator)
@@ -193,7 +193,6 @@ public final class GokuTrainer {
             }
             samples.append(GokuSample(latent: noisy, timestep: time, text: conditions[i].states, textMask: conditions[i].mask, firstFrame: first))
             targets.append(target)
-            clean.append(x1)
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
         let prediction = MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) { transformer(batch) }
@@ -202,10 +201,10 @@ public final class GokuTrainer {
         if let weighting {
             // The model's estimate of x1 from a flow prediction: x_t + (1 − t)·v̂ (values only, not recorded).
             let fromEstimate = config.foregroundOf == "dataOrEstimate" && ddpm == nil
-            let weights = clean.indices.map { i in
+            let weights = items.indices.map { i in
                 let estimate = fromEstimate
                     ? Autograd.inference { samples[i].latent + predictions[i].detached() * (1 - samples[i].timestep) } : nil
-                return weighting.weights(for: clean[i], estimate: estimate)
+                return weighting.weights(for: items[i].latent, estimate: estimate)
             }
             loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
         } else {

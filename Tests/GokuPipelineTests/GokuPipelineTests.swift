@@ -47,6 +47,16 @@ final class GokuPipelineTests: XCTestCase {
         return config
     }
 
+    /// A run trained 2 steps in `name`, and copies of its folder named `copies`, each ready to be resumed differently.
+    private func trainedRun(_ name: String, copies: [String]) throws -> [URL] {
+        let run = Self.folder.appendingPathComponent(name)
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+            .run(showProgress: false, output: devNull)
+        let others = copies.map { Self.folder.appendingPathComponent($0) }
+        for other in others { try FileManager.default.copyItem(at: run, to: other) }
+        return [run] + others
+    }
+
     /// Four steps straight equal two steps, a fresh trainer, and two more; the exported folder loads and generates
     /// deterministically.
     func testTrainResumeExportGenerate() throws {
@@ -160,11 +170,8 @@ final class GokuPipelineTests: XCTestCase {
     /// from the checkpoint, trains with the new distribution (its weights part from those of a run resumed with the
     /// old one), and `run.json` records it, as it does new sampling defaults. Another change, such as the learning rate, is still refused.
     func testTimeDistributionMayChangeOnResume() throws {
-        let first = Self.folder.appendingPathComponent("times-first")
-        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: first, showProgress: false)
-            .run(showProgress: false, output: devNull)
-        let second = Self.folder.appendingPathComponent("times-second")
-        try FileManager.default.copyItem(at: first, to: second)
+        let runs = try trainedRun("times-first", copies: ["times-second"])
+        let (first, second) = (runs[0], runs[1])
 
         let same = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: first, showProgress: false)
         try same.run(showProgress: false, output: devNull)
@@ -195,13 +202,8 @@ final class GokuPipelineTests: XCTestCase {
     /// its weights part from those of the plain run's, and `run.json` records the weighting. Weighting the model's
     /// estimate's objects too is another loss again; an unknown choice is named.
     func testForegroundWeightingMayChangeOnResume() throws {
-        let plainRun = Self.folder.appendingPathComponent("foreground-plain")
-        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: plainRun, showProgress: false)
-            .run(showProgress: false, output: devNull)
-        let dataRun = Self.folder.appendingPathComponent("foreground-data")
-        let estimateRun = Self.folder.appendingPathComponent("foreground-estimate")
-        try FileManager.default.copyItem(at: plainRun, to: dataRun)
-        try FileManager.default.copyItem(at: plainRun, to: estimateRun)
+        let runs = try trainedRun("foreground-plain", copies: ["foreground-data", "foreground-estimate"])
+        let (plainRun, dataRun, estimateRun) = (runs[0], runs[1], runs[2])
 
         let plain = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: plainRun, showProgress: false)
         var config = tinyConfig(steps: 3)
