@@ -32,6 +32,12 @@ public struct BenchBlock: ParsableCommand {
     @Flag(help: "Also run scripts/bench/torch_block.py (needs .venv-bench or GOKU_TORCH_PYTHON) and print ratios.")
     var compareTorch = false
 
+    @Option(help: "Which cases to run: block (with the adaLN elementwise work), attention (comma separated).")
+    var only: String = "block,attention"
+
+    /// The cases `--only` names (validated in `run`).
+    var cases: Set<String> { Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+
     /// `dtype` as a mode (validated in `run`).
     var precision: MixedPrecision.Mode { MixedPrecision.Mode(name: dtype) ?? .float32 }
 
@@ -45,6 +51,10 @@ public struct BenchBlock: ParsableCommand {
         guard dtype == "fp32" || MixedPrecision.isAvailable else {
             throw ValidationError("--dtype bf16 needs oneDNN (libdnnl), which created no CPU engine here")
         }
+        let unknown = cases.subtracting(["block", "attention"])
+        guard unknown.isEmpty, !cases.isEmpty else {
+            throw ValidationError("--only takes block and attention (comma separated), got \(only)")
+        }
         print("goku bench block — \(Parallel.threadCount) threads; BLAS: \(Parallel.blasDescription)")
         let tokens = options.quick ? 256 : 1024, textTokens = 77
         let sgemm = sgemmCeiling(rows: tokens)
@@ -56,14 +66,20 @@ public struct BenchBlock: ParsableCommand {
                 "bf16 ceiling: raw oneDNN (\(MixedPrecision.instructionSet ?? "?")) \(tokens)×1152·1152×4608"
                     + " \(BenchHarness.format(ceiling)) GFLOP/s (same run)")
         }
-        let block = try blockCases(tokens: tokens, textTokens: textTokens, ceiling: ceiling)
-        modulationCases(tokens: tokens)
-        let length = options.quick ? 1024 : 4096
-        var attention = attentionCase(length: length, precision: .float32)
-        if precision == .bfloat16 {
-            let fp32 = attention
-            attention = attentionCase(length: length, precision: .bfloat16)
-            print("attention bf16 speed-up over fp32 (same run): \(BenchHarness.format(fp32 / attention, 2))×")
+        var block: Double?, attention: Double?
+        if cases.contains("block") {
+            block = try blockCases(tokens: tokens, textTokens: textTokens, ceiling: ceiling)
+            modulationCases(tokens: tokens)
+        }
+        if cases.contains("attention") {
+            let length = options.quick ? 1024 : 4096
+            let fp32 = attentionCase(length: length, precision: .float32)
+            attention = fp32
+            if precision == .bfloat16 {
+                let bf16 = attentionCase(length: length, precision: .bfloat16)
+                attention = bf16
+                print("attention bf16 speed-up over fp32 (same run): \(BenchHarness.format(fp32 / bf16, 2))×")
+            }
         }
         if compareTorch { try runTorch(block: block, attention: attention) }
     }
@@ -238,15 +254,19 @@ public struct BenchBlock: ParsableCommand {
         }
         let peak = Self.stepMemory(step)
         let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
+        let forward = BenchHarness.median(minRuns: 3, minSeconds: 1) {
+            _ = Autograd.inference { MixedPrecision.with(precision) { Tensor.attention(q, k, v) } }
+        }
         print(
             "attention fwd+bwd \(precision.name) L=\(length) Nh=\(heads) Dh=\(headSize): \(BenchHarness.format(t * 1e3)) ms,"
-                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak))"
+                + " \(BenchHarness.format(flops / t / 1e9)) GFLOP/s (backward counted 2.5× forward), step allocates \(BenchHarness.mib(peak));"
+                + " forward alone \(BenchHarness.format(forward * 1e3)) ms, \(BenchHarness.format(flops / 3.5 / forward / 1e9)) GFLOP/s"
         )
         return t * 1e3
     }
 
     /// Runs the PyTorch peer and prints our time over its time for the block and for attention.
-    func runTorch(block: Double, attention: Double) throws {
+    func runTorch(block: Double?, attention: Double?) throws {
         let env = ProcessInfo.processInfo.environment
         let python = env["GOKU_TORCH_PYTHON"] ?? ".venv-bench/bin/python"
         let script = "scripts/bench/torch_block.py"
@@ -260,8 +280,9 @@ public struct BenchBlock: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments =
-            [script, "--dtype", dtype, "--attention", "--threads", "\(Parallel.threadCount)"]
-            + (options.quick ? ["--quick"] : [])
+            [script, "--dtype", dtype, "--threads", "\(Parallel.threadCount)"]
+            + (options.quick ? ["--quick"] : []) + (attention == nil ? [] : ["--attention"])
+            + (block == nil ? ["--skip-block"] : [])
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
@@ -280,12 +301,12 @@ public struct BenchBlock: ParsableCommand {
         guard process.terminationStatus == 0 else {
             throw ValidationError("\(script) exited with status \(process.terminationStatus)")
         }
-        if let torchBlock = results["block \(dtype)"] {
+        if let block, let torchBlock = results["block \(dtype)"] {
             print(
                 "block \(dtype): goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
                     + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ \(dtype == "bf16" ? "0.4" : "1"))")
         }
-        if let torchAttention = results["attention \(dtype)"] {
+        if let attention, let torchAttention = results["attention \(dtype)"] {
             print(
                 "attention: goku \(dtype) \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
                     + " = \(BenchHarness.format(attention / torchAttention, 3))")

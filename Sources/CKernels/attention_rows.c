@@ -92,6 +92,105 @@ GOKU_ROWS static void score_gradient(float *ds, const float *p, int rows, int co
         }
     }
 }
+
+// ---- The same row work writing bfloat16 pairs for the packed products (goku_bf16_packed_product) ----
+
+#define GOKU_ROWS_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+/// Sixteen pairs (lo[x], hi[x]) of two rows' values at the same columns, in column order.
+static inline __m512i GOKU_ROWS_BF16 interleave16(__m512 lo, __m512 hi) {
+    __m256i b0 = (__m256i)_mm512_cvtneps_pbh(lo), b1 = (__m256i)_mm512_cvtneps_pbh(hi);
+    __m256i l = _mm256_unpacklo_epi16(b0, b1), h = _mm256_unpackhi_epi16(b0, b1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_permute2x128_si256(l, h, 0x20)),
+                              _mm256_permute2x128_si256(l, h, 0x31), 1);
+}
+
+GOKU_ROWS_BF16 static void softmax_tile_bf16(const float *tile, int rows, int cols, float *row_max, float *row_sum,
+                                             float *acc, int dh, uint32_t *packed, int stride) {
+    int pairs = (cols + 1) / 2;
+    for (int i = 0; i < rows; i++) {
+        const float *row = tile + (size_t)i * (size_t)cols;
+        uint32_t *out = packed + (size_t)i * (size_t)stride;
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, goku_lanes(cols - j), row + j));
+        float m = _mm512_reduce_max_ps(vmax);
+        if (row_max[i] > m) m = row_max[i];
+        if (m == -INFINITY) {
+            for (int q = 0; q < pairs; q += 16) _mm512_mask_storeu_epi32(out + q, goku_lanes(pairs - q), _mm512_setzero_si512());
+            continue;
+        }
+        __m512 shift = _mm512_set1_ps(m), vsum = _mm512_setzero_ps();
+        for (int j = 0; j < cols; j += 32) {
+            __mmask16 k0 = goku_lanes(cols - j), k1 = goku_lanes(cols - j - 16);
+            __m512 e0 = _mm512_maskz_mov_ps(k0, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k0, row + j), shift)));
+            __m512 e1 = _mm512_maskz_mov_ps(k1, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k1, row + j + 16), shift)));
+            vsum = _mm512_add_ps(_mm512_add_ps(vsum, e0), e1);  // the order of goku_attention_softmax_tile's sum
+            _mm512_mask_storeu_epi32(out + j / 2, goku_lanes(pairs - j / 2), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+        }
+        float correction = expf(row_max[i] - m);
+        row_sum[i] = row_sum[i] * correction + _mm512_reduce_add_ps(vsum);
+        if (correction != 1.0f) {
+            float *a = acc + (size_t)i * (size_t)dh;
+            __m512 c = _mm512_set1_ps(correction);
+            for (int d = 0; d < dh; d += 16) {
+                __mmask16 k = goku_lanes(dh - d);
+                _mm512_mask_storeu_ps(a + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + d), c));
+            }
+        }
+        row_max[i] = m;
+    }
+}
+
+GOKU_ROWS_BF16 static void probabilities_bf16(float *p, int rows, int cols, const float *lse, uint32_t *pairs,
+                                              int stride) {
+    for (int i = 0; i < rows; i += 2) {
+        float *r0 = p + (size_t)i * (size_t)cols, *r1 = i + 1 < rows ? r0 + cols : NULL;
+        __m512 s0 = _mm512_set1_ps(lse[i]), s1 = _mm512_set1_ps(r1 ? lse[i + 1] : 0.0f);
+        uint32_t *out = pairs + (size_t)(i / 2) * (size_t)stride;
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 k = goku_lanes(cols - j);
+            __m512 e0 = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r0 + j), s0)));
+            _mm512_mask_storeu_ps(r0 + j, k, e0);
+            __m512 e1 = _mm512_setzero_ps();
+            if (r1) {
+                e1 = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r1 + j), s1)));
+                _mm512_mask_storeu_ps(r1 + j, k, e1);
+            }
+            _mm512_storeu_si512((void *)(out + j), interleave16(e0, e1));
+        }
+    }
+}
+
+GOKU_ROWS_BF16 static void score_gradient_bf16(const float *dp, const float *p, int rows, int cols, const float *delta,
+                                               uint32_t *ds_rows, int rows_stride, uint32_t *ds_pairs,
+                                               int pairs_stride) {
+    int pairs = (cols + 1) / 2;
+    for (int i = 0; i < rows; i += 2) {
+        int two = i + 1 < rows;
+        const float *d0 = dp + (size_t)i * (size_t)cols, *p0 = p + (size_t)i * (size_t)cols;
+        const float *d1 = d0 + cols, *p1 = p0 + cols;
+        __m512 v0 = _mm512_set1_ps(delta[i]), v1 = _mm512_set1_ps(two ? delta[i + 1] : 0.0f);
+        uint32_t *row0 = ds_rows + (size_t)i * (size_t)rows_stride, *row1 = row0 + rows_stride;
+        uint32_t *out = ds_pairs + (size_t)(i / 2) * (size_t)pairs_stride;
+        for (int j = 0; j < cols; j += 32) {
+            __mmask16 k0 = goku_lanes(cols - j), k1 = goku_lanes(cols - j - 16);
+            __m512 g00 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k0, p0 + j), _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, d0 + j), v0));
+            __m512 g01 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p0 + j + 16),
+                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, d0 + j + 16), v0));
+            __m512 g10 = _mm512_setzero_ps(), g11 = g10;
+            if (two) {
+                g10 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k0, p1 + j), _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, d1 + j), v1));
+                g11 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p1 + j + 16),
+                                    _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, d1 + j + 16), v1));
+            }
+            __mmask16 kp = goku_lanes(pairs - j / 2);
+            _mm512_mask_storeu_epi32(row0 + j / 2, kp, (__m512i)_mm512_cvtne2ps_pbh(g01, g00));
+            if (two) _mm512_mask_storeu_epi32(row1 + j / 2, kp, (__m512i)_mm512_cvtne2ps_pbh(g11, g10));
+            _mm512_storeu_si512((void *)(out + j), interleave16(g00, g10));
+            if (cols - j > 16) _mm512_storeu_si512((void *)(out + j + 16), interleave16(g01, g11));
+        }
+    }
+}
 #endif
 
 bool goku_attention_softmax_tile(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc, int dh) {
@@ -123,6 +222,42 @@ bool goku_attention_score_gradient(float *ds, const float *p, int rows, int cols
     return true;
 #else
     (void)ds; (void)p; (void)rows; (void)cols; (void)delta;
+    return false;
+#endif
+}
+
+bool goku_attention_softmax_tile_bf16(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc,
+                                      int dh, uint32_t *packed, int stride) {
+#if GOKU_HAS_X86
+    if (!goku_bf16_dot_available()) return false;
+    softmax_tile_bf16(tile, rows, cols, row_max, row_sum, acc, dh, packed, stride);
+    return true;
+#else
+    (void)tile; (void)rows; (void)cols; (void)row_max; (void)row_sum; (void)acc; (void)dh; (void)packed; (void)stride;
+    return false;
+#endif
+}
+
+bool goku_attention_probabilities_bf16(float *p, int rows, int cols, const float *lse, uint32_t *pairs, int stride) {
+#if GOKU_HAS_X86
+    if (!goku_bf16_dot_available()) return false;
+    probabilities_bf16(p, rows, cols, lse, pairs, stride);
+    return true;
+#else
+    (void)p; (void)rows; (void)cols; (void)lse; (void)pairs; (void)stride;
+    return false;
+#endif
+}
+
+bool goku_attention_score_gradient_bf16(const float *dp, const float *p, int rows, int cols, const float *delta,
+                                        uint32_t *ds_rows, int rows_stride, uint32_t *ds_pairs, int pairs_stride) {
+#if GOKU_HAS_X86
+    if (!goku_bf16_dot_available()) return false;
+    score_gradient_bf16(dp, p, rows, cols, delta, ds_rows, rows_stride, ds_pairs, pairs_stride);
+    return true;
+#else
+    (void)dp; (void)p; (void)rows; (void)cols; (void)delta; (void)ds_rows; (void)rows_stride; (void)ds_pairs;
+    (void)pairs_stride;
     return false;
 #endif
 }

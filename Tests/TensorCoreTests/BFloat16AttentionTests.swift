@@ -60,4 +60,56 @@ final class BFloat16AttentionTests: XCTestCase {
     }
 
     func testCrossAttention() { check("cross", q: [2, 130, 4, 16], k: [2, 77, 4, 16], seed: 4) }
+
+    /// The path that packs Q, K, V and dO once per (batch, head, segment) and writes P and dS as bfloat16 pairs gives
+    /// exactly the numbers of the path that packs inside every tile product: same roundings, same products in the same
+    /// order, same row sums. Shapes cover several query blocks and key tiles, odd segment
+    /// lengths (a last token pair with no partner), odd head sizes, padded keys, rows that see no key, one head (the
+    /// forward cut into chunks of query blocks) and gradients wanted for only some inputs.
+    func testPackedOperandsMatchPerTilePath() throws {
+        try XCTSkipUnless(available, "no AVX-512 BF16 on this CPU: neither bf16 path runs")
+        struct Case {
+            let name: String, q: [Int], k: [Int], mask: AttentionMask, need: [Bool]
+        }
+        let cases = [
+            Case(name: "self", q: [1, 700, 2, 72], k: [1, 700, 2, 72], mask: .none, need: [true, true, true]),
+            Case(
+                name: "packed odd", q: [1, 531, 1, 9], k: [1, 531, 1, 9],
+                mask: AttentionMask(segments: [0, 129, 130, 387, 531]), need: [true, true, true]),
+            Case(
+                name: "padded cross", q: [2, 300, 3, 5], k: [2, 301, 3, 5],
+                mask: AttentionMask(keyLengths: [301, 0], keyCount: 301), need: [true, true, true]),
+            Case(name: "values only", q: [1, 257, 2, 16], k: [1, 513, 2, 16], mask: .none, need: [false, false, true]),
+            Case(name: "queries only", q: [1, 257, 2, 16], k: [1, 513, 2, 16], mask: .none, need: [true, false, false]),
+            Case(name: "keys only", q: [1, 257, 2, 16], k: [1, 513, 2, 16], mask: .none, need: [false, true, false]),
+        ]
+        let saved = AttentionTile.packsBFloat16Operands
+        defer { AttentionTile.packsBFloat16Operands = saved }
+        for (n, c) in cases.enumerated() {
+            let g = RandomGenerator(seed: 40 + UInt64(n))
+            let inputs = [Tensor.randn(c.q, generator: g), Tensor.randn(c.k, generator: g), Tensor.randn(c.k, generator: g)]
+            let upstream = Tensor.randn(c.q, generator: g)
+            func run(packed: Bool) -> [Tensor?] {
+                AttentionTile.packsBFloat16Operands = packed
+                let leaves = inputs.map { $0.detached() }
+                for (leaf, need) in zip(leaves, c.need) { leaf.requiresGrad = need }
+                let out = MixedPrecision.with(.bfloat16) {
+                    Tensor.attention(leaves[0], leaves[1], leaves[2], mask: c.mask)
+                }
+                out.backward(upstream)
+                return [out] + leaves.map(\.grad)
+            }
+            let packed = run(packed: true), perTile = run(packed: false)
+            for (i, part) in ["output", "grad q", "grad k", "grad v"].enumerated() {
+                XCTAssertEqual(packed[i] == nil, perTile[i] == nil, "\(c.name) \(part)")
+                guard let a = packed[i], let b = perTile[i] else { continue }
+                XCTAssertGreaterThan(b.abs().max().item(), 0, "\(c.name) \(part) is all zeros")
+                XCTAssertEqual(a.scalars, b.scalars, "\(c.name) \(part): packed vs per-tile")
+            }
+            if c.name == "padded cross" {
+                // The second sample sees no key: zeros out, zeros back, on both paths.
+                XCTAssertEqual(packed[0]!.slice(axis: 0, 1, 2).abs().max().item(), 0)
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 Usage (from the repository root; the venv comes from scripts/bench/setup_venv.sh, or any venv with torch):
 
     .venv-bench/bin/python scripts/bench/torch_block.py [--dtype fp32|bf16|both] [--threads 2] [--quick]
-                                                        [--attention] [--reps N]
+                                                        [--attention] [--skip-block] [--reps N]
 
 The block is written from spec §3.3 exactly as Sources/GokuModel/GokuBlock.swift implements it (and as
 scripts/reference/make_goku_fixtures.py checks it): adaLN-Zero modulation Linear(D, 6D) on SiLU(c), per-sample;
@@ -17,7 +17,8 @@ which is how PyTorch trains in mixed precision (fp32 master weights, cast every 
 
 Timing: `--reps` runs after 3 warm-ups, median reported. Memory: the peak RSS (VmHWM, reset through
 /proc/self/clear_refs) during the first step above the RSS just before it, i.e. what one step allocates (weights and
-inputs excluded, as in `goku bench block`). `--attention` also times SDPA alone (fwd+bwd) at 4096 tokens, 16 heads of 72.
+inputs excluded, as in `goku bench block`). `--attention` also times SDPA alone (fwd+bwd) at 4096 tokens, 16 heads of 72;
+`--skip-block` leaves the block out (`goku bench block --only attention`).
 
 Output: human lines, and one machine line per case for `goku bench block --compare-torch`:
     RESULT <case> <dtype> ms=<median> peak_mib=<peak above baseline>
@@ -209,6 +210,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="256 tokens, 1024 for attention, fewer runs")
     ap.add_argument("--attention", action="store_true", help="also SDPA alone at 4096 tokens")
+    ap.add_argument("--skip-block", action="store_true", help="time only what --attention adds")
     ap.add_argument("--reps", type=int, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -216,7 +218,7 @@ def main():
     reps = args.reps or (3 if args.quick else 10)
     dtypes = ["fp32", "bf16"] if args.dtype == "both" else [args.dtype]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for dt in dtypes:
+    for dt in [] if args.skip_block else dtypes:
         bench_block(dt, 256 if args.quick else 1024, reps)
     if args.attention:
         for dt in dtypes:

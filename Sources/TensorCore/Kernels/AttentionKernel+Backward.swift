@@ -35,7 +35,11 @@ extension AttentionKernel {
                 gradOut: g.storage.pointer(as: T.self), gradQ: gq.storage.pointer(as: T.self),
                 gradK: gk.storage.pointer(as: T.self), gradV: gv.storage.pointer(as: T.self),
                 needQ: need.q, needK: need.k, needV: need.v)
-            backward(plan, io)
+            if let io = io as? BackwardOperands<Float>, plan.bfloat16 && packedBFloat16Active {
+                backwardPacked(plan, io)
+            } else {
+                backward(plan, io)
+            }
         }
         if q.dtype == .float64 { run(Double.self) } else { run(Float.self) }
         return (gq, gk, gv)

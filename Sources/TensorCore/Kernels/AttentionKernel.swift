@@ -35,7 +35,11 @@ enum AttentionKernel {
             let io = ForwardOperands(
                 q: q.storage.pointer(as: T.self), k: k.storage.pointer(as: T.self), v: v.storage.pointer(as: T.self),
                 out: out.storage.pointer(as: T.self), logSumExp: logSumExp.storage.pointer(as: T.self))
-            forward(plan, io)
+            if let io = io as? ForwardOperands<Float>, plan.bfloat16 && packedBFloat16Active {
+                forwardPacked(plan, io)
+            } else {
+                forward(plan, io)
+            }
         }
         if q.dtype == .float64 { run(Double.self) } else { run(Float.self) }
         return (out, logSumExp)

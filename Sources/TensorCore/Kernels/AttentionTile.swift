@@ -27,6 +27,11 @@ public enum AttentionTile {
     /// (`GOKU_ATTENTION_F32_C=0` at start-up, or set here, for comparisons).
     nonisolated(unsafe) public static var usesFloat32Kernel: Bool =
         ProcessInfo.processInfo.environment["GOKU_ATTENTION_F32_C"] != "0"
+    /// Whether bf16 attention packs Q, K, V and dO once per (batch, head, segment) and has the softmax rows write P
+    /// and dS as bfloat16 pairs (`AttentionKernel.forwardPacked`); false packs inside every tile product
+    /// (`GOKU_ATTENTION_PACKED=0` at start-up, or set here, for comparisons).
+    nonisolated(unsafe) public static var packsBFloat16Operands: Bool =
+        ProcessInfo.processInfo.environment["GOKU_ATTENTION_PACKED"] != "0"
     /// Whether this CPU can run the Float32 kernel (AVX-512 F and BW).
     public static let hasFloat32Kernel = goku_avx512_available()
     /// Whether Float32 attention work goes to the C kernels now: asked for and possible on this CPU.
