@@ -79,6 +79,7 @@ public struct BenchBlock: ParsableCommand {
                 let bf16 = attentionCase(length: length, precision: .bfloat16)
                 attention = bf16
                 print("attention bf16 speed-up over fp32 (same run): \(BenchHarness.format(fp32 / bf16, 2))×")
+                try attentionAgreement(length: length)
             }
         }
         if compareTorch { try runTorch(block: block, attention: attention) }
@@ -263,6 +264,30 @@ public struct BenchBlock: ParsableCommand {
                 + " forward alone \(BenchHarness.format(forward * 1e3)) ms, \(BenchHarness.format(flops / 3.5 / forward / 1e9)) GFLOP/s"
         )
         return t * 1e3
+    }
+
+    /// bf16 attention against fp32 on the benchmark's inputs, output and the three gradients: the largest difference
+    /// over the largest fp32 value, which must stay within the tolerance the unit tests hold bf16 attention to
+    /// (0.03); a kernel path that has not run on this CPU before (AMX tiles) is checked here before its time counts.
+    func attentionAgreement(length: Int) throws {
+        let inputs = AttentionBenchInputs(length: length, heads: 16, headSize: 72)
+        func run(_ mode: MixedPrecision.Mode) -> [Tensor] {
+            for x in [inputs.q, inputs.k, inputs.v] { x.grad = nil }
+            let out = MixedPrecision.with(mode) { Tensor.attention(inputs.q, inputs.k, inputs.v) }
+            out.backward(inputs.dOut)
+            return [out.detached(), inputs.q.grad!, inputs.k.grad!, inputs.v.grad!]
+        }
+        let exact = run(.float32), mixed = run(.bfloat16)
+        var parts: [String] = [], worst = 0.0
+        for (i, name) in ["output", "dq", "dk", "dv"].enumerated() {
+            let error = Double((mixed[i] - exact[i]).abs().max().item()) / Double(exact[i].abs().max().item())
+            worst = max(worst, error)
+            parts.append("\(name) \(String(format: "%.2e", error))")
+        }
+        print("attention bf16 vs fp32, largest difference over largest value: \(parts.joined(separator: ", "))")
+        guard worst <= 0.03 else {
+            throw ValidationError("bf16 attention differs from fp32 by \(worst) of the largest value (tolerance 0.03)")
+        }
     }
 
     /// Runs the PyTorch peer and prints our time over its time for the block and for attention.

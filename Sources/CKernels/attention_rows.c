@@ -15,13 +15,14 @@
 #define GOKU_ROWS GOKU_AVX512
 
 /// exp per lane for arguments ≤ 88 (the attention kernels pass x - max ≤ 0): 0 below -87.34 and for -inf.
+/// n = round(x·log2 e) by the magic-number addition, r = x - n·ln 2 in two parts, e^r by the polynomial, and the
+/// result p·2ⁿ by vscalefps (one instruction, where building 2ⁿ from integer bits takes four).
 static inline __m512 GOKU_ROWS exp16(__m512 x) {
-    const __m512 lowest = _mm512_set1_ps(-87.33654f), magic = _mm512_set1_ps(12582912.0f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ);
-    __m512 xc = _mm512_max_ps(x, lowest);
-    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504f), magic);
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_GE_OQ);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504f), magic);
     __m512 n = _mm512_sub_ps(t, magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.98756915e-4f);
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.39819995e-3f));
@@ -30,9 +31,7 @@ static inline __m512 GOKU_ROWS exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.166666655f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.50000001f));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i bits = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
-    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
-    return _mm512_maskz_mul_ps((__mmask16)~under, p, scale);
+    return _mm512_maskz_scalef_ps(kept, p, n);
 }
 
 GOKU_ROWS static void softmax_tile(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc,
@@ -105,6 +104,14 @@ static inline __m512i GOKU_ROWS_BF16 interleave16(__m512 lo, __m512 hi) {
                               _mm256_permute2x128_si256(l, h, 0x31), 1);
 }
 
+/// Zeros in pair rows `from` up to `from` rounded up to 16, over the columns up to cols rounded up to 16: the padding
+/// AMX tiles read (goku_bf16_packed_product).
+static inline void GOKU_ROWS_BF16 zero_pair_rows(uint32_t *pairs, int stride, int from, int cols) {
+    int to = (from + 15) / 16 * 16;
+    for (int q = from; q < to; q++)
+        for (int x = 0; x < cols; x += 16) _mm512_storeu_si512((void *)(pairs + (size_t)q * (size_t)stride + x), _mm512_setzero_si512());
+}
+
 GOKU_ROWS_BF16 static void softmax_tile_bf16(const float *tile, int rows, int cols, float *row_max, float *row_sum,
                                              float *acc, int dh, uint32_t *packed, int stride) {
     int pairs = (cols + 1) / 2;
@@ -116,7 +123,7 @@ GOKU_ROWS_BF16 static void softmax_tile_bf16(const float *tile, int rows, int co
         float m = _mm512_reduce_max_ps(vmax);
         if (row_max[i] > m) m = row_max[i];
         if (m == -INFINITY) {
-            for (int q = 0; q < pairs; q += 16) _mm512_mask_storeu_epi32(out + q, goku_lanes(pairs - q), _mm512_setzero_si512());
+            for (int q = 0; q < pairs; q += 16) _mm512_storeu_si512((void *)(out + q), _mm512_setzero_si512());
             continue;
         }
         __m512 shift = _mm512_set1_ps(m), vsum = _mm512_setzero_ps();
@@ -125,7 +132,7 @@ GOKU_ROWS_BF16 static void softmax_tile_bf16(const float *tile, int rows, int co
             __m512 e0 = _mm512_maskz_mov_ps(k0, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k0, row + j), shift)));
             __m512 e1 = _mm512_maskz_mov_ps(k1, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k1, row + j + 16), shift)));
             vsum = _mm512_add_ps(_mm512_add_ps(vsum, e0), e1);  // the order of goku_attention_softmax_tile's sum
-            _mm512_mask_storeu_epi32(out + j / 2, goku_lanes(pairs - j / 2), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+            _mm512_storeu_si512((void *)(out + j / 2), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));  // zeros past cols
         }
         float correction = expf(row_max[i] - m);
         row_sum[i] = row_sum[i] * correction + _mm512_reduce_add_ps(vsum);
@@ -159,12 +166,12 @@ GOKU_ROWS_BF16 static void probabilities_bf16(float *p, int rows, int cols, cons
             _mm512_storeu_si512((void *)(out + j), interleave16(e0, e1));
         }
     }
+    zero_pair_rows(pairs, stride, (rows + 1) / 2, cols);
 }
 
 GOKU_ROWS_BF16 static void score_gradient_bf16(const float *dp, const float *p, int rows, int cols, const float *delta,
                                                uint32_t *ds_rows, int rows_stride, uint32_t *ds_pairs,
                                                int pairs_stride) {
-    int pairs = (cols + 1) / 2;
     for (int i = 0; i < rows; i += 2) {
         int two = i + 1 < rows;
         const float *d0 = dp + (size_t)i * (size_t)cols, *p0 = p + (size_t)i * (size_t)cols;
@@ -183,11 +190,30 @@ GOKU_ROWS_BF16 static void score_gradient_bf16(const float *dp, const float *p, 
                 g11 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p1 + j + 16),
                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, d1 + j + 16), v1));
             }
-            __mmask16 kp = goku_lanes(pairs - j / 2);
-            _mm512_mask_storeu_epi32(row0 + j / 2, kp, (__m512i)_mm512_cvtne2ps_pbh(g01, g00));
-            if (two) _mm512_mask_storeu_epi32(row1 + j / 2, kp, (__m512i)_mm512_cvtne2ps_pbh(g11, g10));
+            _mm512_storeu_si512((void *)(row0 + j / 2), (__m512i)_mm512_cvtne2ps_pbh(g01, g00));  // zeros past cols
+            if (two) _mm512_storeu_si512((void *)(row1 + j / 2), (__m512i)_mm512_cvtne2ps_pbh(g11, g10));
             _mm512_storeu_si512((void *)(out + j), interleave16(g00, g10));
             if (cols - j > 16) _mm512_storeu_si512((void *)(out + j + 16), interleave16(g01, g11));
+        }
+    }
+    zero_pair_rows(ds_pairs, pairs_stride, (rows + 1) / 2, cols);
+}
+
+GOKU_ROWS static void transpose_accumulate(const float *src, int rows, int cols, int lds, float *dst, int ldd) {
+    __m512i r[16];
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        __mmask16 mr = goku_lanes(rows - r0);
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            __mmask16 mc = goku_lanes(cols - c0);
+            for (int i = 0; i < 16; i++)
+                r[i] = r0 + i < rows ? _mm512_maskz_loadu_epi32(mc, src + (size_t)(r0 + i) * (size_t)lds + c0)
+                                     : _mm512_setzero_si512();
+            goku_transpose16(r);
+            int n = cols - c0 < 16 ? cols - c0 : 16;
+            for (int c = 0; c < n; c++) {
+                float *out = dst + (size_t)(c0 + c) * (size_t)ldd + r0;
+                _mm512_mask_storeu_ps(out, mr, _mm512_add_ps(_mm512_maskz_loadu_ps(mr, out), _mm512_castsi512_ps(r[c])));
+            }
         }
     }
 }
@@ -260,4 +286,15 @@ bool goku_attention_score_gradient_bf16(const float *dp, const float *p, int row
     (void)pairs_stride;
     return false;
 #endif
+}
+
+void goku_transpose_accumulate(const float *src, int rows, int cols, int lds, float *dst, int ldd) {
+#if GOKU_HAS_X86
+    if (goku_avx512_available()) {
+        transpose_accumulate(src, rows, cols, lds, dst, ldd);
+        return;
+    }
+#endif
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * (size_t)ldd + r] += src[(size_t)r * (size_t)lds + c];
 }

@@ -209,60 +209,6 @@ GOKU_BF16 static void columns_block(int rows, int cols, int pairs, const uint32_
 }
 #endif
 
-// ---- Operands packed once, multiplied many times (the bfloat16 attention kernel's own layouts) ----
-//
-// The fused attention reads every row of Q, K, V and dO in many tile products. Packing each operand once per
-// (batch, head, segment) into the layouts the micro-kernels read, and having the softmax rows write the probabilities
-// and score gradients as bfloat16 pairs directly (attention_rows.c), leaves the products with no conversion work; on
-// the development machine packing inside every product call was about a fifth of the bf16 attention's time.
-
-#if GOKU_HAS_X86
-void goku_bf16_pack_rows(uint32_t *dst, int stride, int rows, int padded_rows, const float *src, int ld, int k) {
-    if (!goku_bf16_dot_available()) return;
-    convert_rows(dst, stride, stride, src, ld, rows, k);
-    if (padded_rows > rows) memset(dst + (size_t)rows * (size_t)stride, 0, (size_t)(padded_rows - rows) * (size_t)stride * 4);
-}
-
-void goku_bf16_pack_columns(uint32_t *dst, int stride, int pairs, const float *src, int ld, int count, int k) {
-    if (!goku_bf16_dot_available()) return;
-    convert_transpose(dst, stride, pairs, stride, src, ld, count, k);
-}
-
-void goku_bf16_pack_pairs(uint32_t *dst, int stride, int pairs, const float *src, int ld, int rows, int cols) {
-    if (!goku_bf16_dot_available()) return;
-    interleave_rows(dst, stride, pairs, stride, src, ld, rows, cols);
-}
-
-bool goku_bf16_packed_product(int m, int n, int pairs, const uint32_t *a, int a_pair, int a_row, const uint32_t *b,
-                              int b_stride, float alpha, bool accumulate, float *c, int ldc) {
-    if (!goku_bf16_dot_available()) return false;
-    for (int i = 0; i < m; i += 8) {
-        int rows = m - i < 8 ? m - i : 8;
-        for (int j = 0; j < n; j += 32) {
-            columns_block(rows, n - j, pairs, a + (size_t)i * (size_t)a_row, a_pair, a_row, b + j, b_stride, alpha,
-                          accumulate, c + (size_t)i * (size_t)ldc + j, ldc);
-        }
-    }
-    return true;
-}
-#else
-void goku_bf16_pack_rows(uint32_t *dst, int stride, int rows, int padded_rows, const float *src, int ld, int k) {
-    (void)dst; (void)stride; (void)rows; (void)padded_rows; (void)src; (void)ld; (void)k;
-}
-void goku_bf16_pack_columns(uint32_t *dst, int stride, int pairs, const float *src, int ld, int count, int k) {
-    (void)dst; (void)stride; (void)pairs; (void)src; (void)ld; (void)count; (void)k;
-}
-void goku_bf16_pack_pairs(uint32_t *dst, int stride, int pairs, const float *src, int ld, int rows, int cols) {
-    (void)dst; (void)stride; (void)pairs; (void)src; (void)ld; (void)rows; (void)cols;
-}
-bool goku_bf16_packed_product(int m, int n, int pairs, const uint32_t *a, int a_pair, int a_row, const uint32_t *b,
-                              int b_stride, float alpha, bool accumulate, float *c, int ldc) {
-    (void)m; (void)n; (void)pairs; (void)a; (void)a_pair; (void)a_row; (void)b; (void)b_stride; (void)alpha;
-    (void)accumulate; (void)c; (void)ldc;
-    return false;
-}
-#endif
-
 #if GOKU_HAS_X86
 // ---- AMX tiles (TDPBF16PS) for the same products, where the CPU has AMX-BF16 and Linux grants the tile state ----
 //
@@ -342,15 +288,17 @@ GOKU_BF16 static void amx_store(const float *tile, int rows, int cols, float alp
     }
 }
 
-/// The product on tiles: pa [i][q] (m16 rows of pk pairs, pk a multiple of 16), pb [q][j] (pk rows of n32).
-GOKU_AMX static void amx_product(int m, int n, int pk, const uint32_t *pa, const uint32_t *pb, int n32, float alpha,
-                                 bool accumulate, float *c, int ldc) {
+/// The product on tiles: pa [i][q] (row stride a_row; rows up to m rounded up to 16, pk pairs each, pk a multiple of
+/// 16), pb [q][j] (pk rows, stride b_stride; columns up to n rounded up to 16). Pairs past the real reduction must
+/// be zeros in both.
+GOKU_AMX static void amx_product(int m, int n, int pk, const uint32_t *pa, int a_row, const uint32_t *pb, int b_stride,
+                                 float alpha, bool accumulate, float *c, int ldc) {
     amx_configure();
     float out[4][256] __attribute__((aligned(64)));
-    const size_t sa = (size_t)pk * 4, sb = (size_t)n32 * 4;
+    const size_t sa = (size_t)a_row * 4, sb = (size_t)b_stride * 4;
     for (int i = 0; i < m; i += 32) {
         int two_rows = m - i > 16;
-        const uint32_t *a0 = pa + (size_t)i * (size_t)pk, *a1 = a0 + 16 * (size_t)pk;
+        const uint32_t *a0 = pa + (size_t)i * (size_t)a_row, *a1 = a0 + 16 * (size_t)a_row;
         for (int j = 0; j < n; j += 32) {
             int two_cols = n - j > 16;
             _tile_zero(0);
@@ -358,7 +306,7 @@ GOKU_AMX static void amx_product(int m, int n, int pk, const uint32_t *pa, const
             _tile_zero(2);
             _tile_zero(3);
             for (int q = 0; q < pk; q += 16) {
-                const uint32_t *b = pb + (size_t)q * (size_t)n32 + j;
+                const uint32_t *b = pb + (size_t)q * (size_t)b_stride + j;
                 _tile_loadd(4, a0 + q, sa);
                 _tile_loadd(6, b, sb);
                 _tile_dpbf16ps(0, 4, 6);
@@ -439,7 +387,7 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
             interleave_rows(pb, n32, pairs, n32, b, ldb, k, n);
         }
         memset(pb + (size_t)pairs * (size_t)n32, 0, (size_t)(pk - pairs) * (size_t)n32 * 4);
-        amx_product(m, n, pk, pa, pb, n32, alpha, accumulate, c, ldc);
+        amx_product(m, n, pk, pa, pk, pb, n32, alpha, accumulate, c, ldc);
         return true;
     }
     uint32_t *pa = buffer(&packed_a, &packed_a_pairs, (size_t)pairs * (size_t)m16);
@@ -478,6 +426,96 @@ bool goku_bf16_product(bool trans_a, bool trans_b, int m, int n, int k, float al
     return false;
 #endif
 }
+
+// ---- Operands packed once, multiplied many times (the bfloat16 attention kernel's own layouts) ----
+//
+// The fused attention reads every row of Q, K, V and dO in many tile products. Packing each operand once per
+// (batch, head, segment) into the layouts the micro-kernels read, and having the softmax rows write the probabilities
+// and score gradients as bfloat16 pairs directly (attention_rows.c), leaves the products with no conversion work; on
+// the development machine packing inside every product call was about a fifth of the bf16 attention's time.
+
+#if GOKU_HAS_X86
+void goku_bf16_pack_rows(uint32_t *dst, int stride, int rows, int padded_rows, const float *src, int ld, int k) {
+    if (!goku_bf16_dot_available()) return;
+    convert_rows(dst, stride, stride, src, ld, rows, k);
+    if (padded_rows > rows) memset(dst + (size_t)rows * (size_t)stride, 0, (size_t)(padded_rows - rows) * (size_t)stride * 4);
+}
+
+void goku_bf16_pack_columns(uint32_t *dst, int stride, int pairs, const float *src, int ld, int count, int k) {
+    if (!goku_bf16_dot_available()) return;
+    convert_transpose(dst, stride, pairs, stride, src, ld, count, k);
+}
+
+void goku_bf16_pack_pairs(uint32_t *dst, int stride, int pairs, const float *src, int ld, int rows, int cols) {
+    if (!goku_bf16_dot_available()) return;
+    interleave_rows(dst, stride, pairs, stride, src, ld, rows, cols);
+}
+
+/// dst[x * stride + q] = pair(src[2q][x], src[2q + 1][x]) for x < count and q < stride (a multiple of 16; rows ≥
+/// `rows` of `src` read as zeros): 16 pairs of 16 columns built by a two-row interleave, then transposed in registers.
+GOKU_BF16 static void interleave_transpose(uint32_t *dst, int stride, int count, const float *src, int ld, int rows) {
+    __m512i r[16];
+    for (int q0 = 0; q0 < stride; q0 += 16) {
+        for (int x0 = 0; x0 < count; x0 += 16) {
+            __mmask16 m = goku_lanes(count - x0);
+            for (int x = 0; x < 16; x++) {
+                int r0 = 2 * (q0 + x), r1 = r0 + 1;
+                __m512 lo = r0 < rows ? _mm512_maskz_loadu_ps(m, src + (size_t)r0 * (size_t)ld + x0) : _mm512_setzero_ps();
+                __m512 hi = r1 < rows ? _mm512_maskz_loadu_ps(m, src + (size_t)r1 * (size_t)ld + x0) : _mm512_setzero_ps();
+                __m256i b0 = (__m256i)_mm512_cvtneps_pbh(lo), b1 = (__m256i)_mm512_cvtneps_pbh(hi);
+                __m256i l = _mm256_unpacklo_epi16(b0, b1), h = _mm256_unpackhi_epi16(b0, b1);
+                r[x] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_permute2x128_si256(l, h, 0x20)),
+                                          _mm256_permute2x128_si256(l, h, 0x31), 1);
+            }
+            goku_transpose16(r);
+            int n = count - x0 < 16 ? count - x0 : 16;
+            for (int x = 0; x < n; x++) _mm512_storeu_si512((void *)(dst + (size_t)(x0 + x) * (size_t)stride + q0), r[x]);
+        }
+    }
+}
+
+void goku_bf16_pack_pairs_transposed(uint32_t *dst, int stride, int count, const float *src, int ld, int rows) {
+    if (!goku_bf16_dot_available()) return;
+    interleave_transpose(dst, stride, count, src, ld, rows);
+}
+
+bool goku_bf16_packed_product(int m, int n, int pairs, const uint32_t *a, int a_pair, int a_row, const uint32_t *b,
+                              int b_stride, float alpha, bool accumulate, float *c, int ldc) {
+    if (!goku_bf16_dot_available()) return false;
+    if (m <= 0 || n <= 0) return true;
+    if (a_pair == 1 && amx_available()) {
+        amx_product(m, n, (pairs + 15) / 16 * 16, a, a_row, b, b_stride, alpha, accumulate, c, ldc);
+        return true;
+    }
+    for (int i = 0; i < m; i += 8) {
+        int rows = m - i < 8 ? m - i : 8;
+        for (int j = 0; j < n; j += 32) {
+            columns_block(rows, n - j, pairs, a + (size_t)i * (size_t)a_row, a_pair, a_row, b + j, b_stride, alpha,
+                          accumulate, c + (size_t)i * (size_t)ldc + j, ldc);
+        }
+    }
+    return true;
+}
+#else
+void goku_bf16_pack_rows(uint32_t *dst, int stride, int rows, int padded_rows, const float *src, int ld, int k) {
+    (void)dst; (void)stride; (void)rows; (void)padded_rows; (void)src; (void)ld; (void)k;
+}
+void goku_bf16_pack_columns(uint32_t *dst, int stride, int pairs, const float *src, int ld, int count, int k) {
+    (void)dst; (void)stride; (void)pairs; (void)src; (void)ld; (void)count; (void)k;
+}
+void goku_bf16_pack_pairs(uint32_t *dst, int stride, int pairs, const float *src, int ld, int rows, int cols) {
+    (void)dst; (void)stride; (void)pairs; (void)src; (void)ld; (void)rows; (void)cols;
+}
+void goku_bf16_pack_pairs_transposed(uint32_t *dst, int stride, int count, const float *src, int ld, int rows) {
+    (void)dst; (void)stride; (void)count; (void)src; (void)ld; (void)rows;
+}
+bool goku_bf16_packed_product(int m, int n, int pairs, const uint32_t *a, int a_pair, int a_row, const uint32_t *b,
+                              int b_stride, float alpha, bool accumulate, float *c, int ldc) {
+    (void)m; (void)n; (void)pairs; (void)a; (void)a_pair; (void)a_row; (void)b; (void)b_stride; (void)alpha;
+    (void)accumulate; (void)c; (void)ldc;
+    return false;
+}
+#endif
 
 // ---- Rounding Float32 arrays to bfloat16 bits (the operands of oneDNN's bf16 matrix products) ----
 //

@@ -11,41 +11,51 @@ import CKernels
 /// multiply-adds (`goku_bf16_packed_product`). Rounding, products and accumulation order are those of the general
 /// path, so the two give the same numbers (tested).
 ///
-/// Layouts, per (batch, head, segment) with P = ⌈Dh/2⌉ pairs of the head dimension (`PackedLayout`):
-/// - rows: [token][pair of d], stride P, rows padded to a multiple of 8 — op(A) of Q·Kᵀ (Q) and of dO·Vᵀ (dO);
-/// - columns: [pair of d][token], stride the token count rounded up to 32 — op(B) of Q·Kᵀ (K) and of dO·Vᵀ (V);
-/// - pairs: [pair of tokens][d], stride Dh rounded up to 32 — op(B) of P·V (V), Pᵀ·dO (dO), dS·K (K), dSᵀ·Q (Q).
+/// Layouts, per (batch, head, segment), with P = ⌈Dh/2⌉ pairs of the head dimension (`PackedLayout`):
+/// - rows: [token][pair of d], stride P rounded up to 16, rows padded to a multiple of 16 — op(A) of Q·Kᵀ (Q) and of
+///   dO·Vᵀ (dO);
+/// - columns: [pair of d][token], P rounded up to 16 pair rows, stride the token count rounded up to 32 — op(B) of Q·Kᵀ
+///   (K) and of dO·Vᵀ (V);
+/// - pairs: [pair of tokens][d], stride Dh rounded up to 32 — op(B) of P·V (V) and of dS·K (K);
+/// - transposed pairs: [d][pair of tokens], Dh rounded up to 16 rows — op(A) of dVᵀ = dOᵀ·P (dO) and dKᵀ = Qᵀ·dS (Q),
+///   accumulated per segment in Float32 scratch and transposed into dV and dK at its end.
 /// Token pairs count from the segment's first token, and tiles start at even offsets from it (blocks of 128 and 256),
-/// so a tile's pairs never straddle two tiles.
+/// so a tile's pairs never straddle two tiles. Every A is pair-contiguous and every padding pair is zero, so the same
+/// operands feed AMX tiles (`goku_bf16_packed_product` switches where `GOKU_ATTENTION_AMX=1` and the CPU has them).
 ///
 /// Work: the forward's items are (batch, head, segment, chunk of query blocks), with K and V packed per item and
 /// chunks only as many as keep every thread busy; the backward's items are (batch, head, segment), as in the general
-/// path. Scratch is per worker thread (about 4.7 MB at 4096 tokens and Dh 72).
-///
-/// Not used where the AMX tile path is on (`GOKU_ATTENTION_AMX=1`), whose layouts differ.
+/// path, with the queries' operands packed once per item and the keys' once per key tile. Scratch is per worker thread
+/// (about 3.5 MB at 4096 tokens and Dh 72).
 extension AttentionKernel {
-    /// Whether a bf16 plan runs here now: asked for (`AttentionTile.packsBFloat16Operands`), AVX-512 BF16 present,
-    /// AMX tiles not in use.
-    static var packedBFloat16Active: Bool {
-        AttentionTile.packsBFloat16Operands && AttentionTile.hasBFloat16 && goku_bf16_amx_active() == 0
-    }
+    /// Whether a bf16 plan runs here now: asked for (`AttentionTile.packsBFloat16Operands`) and AVX-512 BF16 present.
+    static var packedBFloat16Active: Bool { AttentionTile.packsBFloat16Operands && AttentionTile.hasBFloat16 }
 
-    /// Sizes of the packed layouts for one head size.
+    /// Sizes of the packed layouts for one head size (pair counts rounded up to 16 where AMX tiles read them).
     struct PackedLayout {
         /// Pairs along the head dimension.
         let dimPairs: Int
+        /// Row stride of the `rows` layout and pair rows of the `columns` layout: `dimPairs` rounded up to 16.
+        let dimStride: Int
         /// Row stride of the `pairs` layout: Dh rounded up to 32 (the micro-kernel reads 32 columns at a time).
         let pairStride: Int
+        /// Rows of the `transposed pairs` layout: Dh rounded up to 16.
+        let transposedRows: Int
 
         init(headDim: Int) {
             dimPairs = (headDim + 1) / 2
+            dimStride = roundUp(dimPairs, 16)
             pairStride = roundUp(headDim, 32)
+            transposedRows = roundUp(headDim, 16)
         }
 
-        func rowsCount(_ tokens: Int) -> Int { roundUp(tokens, 8) * dimPairs }
+        func rowsCount(_ tokens: Int) -> Int { roundUp(tokens, 16) * dimStride }
         func columnsStride(_ tokens: Int) -> Int { roundUp(tokens, 32) }
-        func columnsCount(_ tokens: Int) -> Int { dimPairs * columnsStride(tokens) }
-        func pairsCount(_ tokens: Int) -> Int { (tokens + 1) / 2 * pairStride }
+        func columnsCount(_ tokens: Int) -> Int { dimStride * columnsStride(tokens) }
+        func pairRows(_ tokens: Int) -> Int { roundUp((tokens + 1) / 2, 16) }
+        func pairsCount(_ tokens: Int) -> Int { pairRows(tokens) * pairStride }
+        func transposedStride(_ tokens: Int) -> Int { pairRows(tokens) }
+        func transposedCount(_ tokens: Int) -> Int { transposedRows * transposedStride(tokens) }
     }
 
     @inline(__always)
@@ -53,32 +63,48 @@ extension AttentionKernel {
 
     // MARK: - Packing one head's tokens
 
-    /// `count` tokens from `src` (row stride `ld`), as rows.
+    /// `count` tokens from `src` (row stride `ld`), as rows; padding rows zero.
     @inline(__always)
     private static func packRows(
         _ dst: UnsafeMutablePointer<UInt32>, _ layout: PackedLayout, _ src: UnsafePointer<Float>, ld: Int, count: Int,
         dh: Int
     ) {
         goku_bf16_pack_rows(
-            dst, Int32(layout.dimPairs), Int32(count), Int32(roundUp(count, 8)), src, Int32(ld), Int32(dh))
+            dst, Int32(layout.dimStride), Int32(count), Int32(roundUp(count, 16)), src, Int32(ld), Int32(dh))
     }
 
+    /// As columns; the pair rows past `dimPairs` zero.
     @inline(__always)
     private static func packColumns(
         _ dst: UnsafeMutablePointer<UInt32>, _ layout: PackedLayout, _ src: UnsafePointer<Float>, ld: Int, count: Int,
         dh: Int
     ) {
-        goku_bf16_pack_columns(
-            dst, Int32(layout.columnsStride(count)), Int32(layout.dimPairs), src, Int32(ld), Int32(count), Int32(dh))
+        let stride = layout.columnsStride(count)
+        goku_bf16_pack_columns(dst, Int32(stride), Int32(layout.dimPairs), src, Int32(ld), Int32(count), Int32(dh))
+        (dst + layout.dimPairs * stride).update(repeating: 0, count: (layout.dimStride - layout.dimPairs) * stride)
     }
 
+    /// As pairs; the pair rows past the last token's zero.
     @inline(__always)
     private static func packPairs(
         _ dst: UnsafeMutablePointer<UInt32>, _ layout: PackedLayout, _ src: UnsafePointer<Float>, ld: Int, count: Int,
         dh: Int
     ) {
-        goku_bf16_pack_pairs(
-            dst, Int32(layout.pairStride), Int32((count + 1) / 2), src, Int32(ld), Int32(count), Int32(dh))
+        let pairs = (count + 1) / 2
+        goku_bf16_pack_pairs(dst, Int32(layout.pairStride), Int32(pairs), src, Int32(ld), Int32(count), Int32(dh))
+        (dst + pairs * layout.pairStride).update(
+            repeating: 0, count: (layout.pairRows(count) - pairs) * layout.pairStride)
+    }
+
+    /// As transposed pairs; the rows past Dh zero.
+    @inline(__always)
+    private static func packTransposedPairs(
+        _ dst: UnsafeMutablePointer<UInt32>, _ layout: PackedLayout, _ src: UnsafePointer<Float>, ld: Int, count: Int,
+        dh: Int
+    ) {
+        let stride = layout.transposedStride(count)
+        goku_bf16_pack_pairs_transposed(dst, Int32(stride), Int32(dh), src, Int32(ld), Int32(count))
+        (dst + dh * stride).update(repeating: 0, count: (layout.transposedRows - dh) * stride)
     }
 
     /// C (+)= alpha·op(A)·op(B) on packed operands (see `goku_bf16_packed_product`).
@@ -169,7 +195,7 @@ extension AttentionKernel {
             if kept == 0 { continue }
             let offset = k0 - keys.lowerBound
             product(
-                m: rows, n: cols, pairs: layout.dimPairs, a: queryRows, aPair: 1, aRow: layout.dimPairs,
+                m: rows, n: cols, pairs: layout.dimPairs, a: queryRows, aPair: 1, aRow: layout.dimStride,
                 b: keysColumns + offset, bStride: keysStride, alpha: Float(plan.scale), accumulate: false, c: tile,
                 ldc: cols)
             if kept < cols {
@@ -203,31 +229,34 @@ extension AttentionKernel {
 
     /// One worker's packed operands and tiles for the backward pass, sized for the longest segment.
     private struct BackwardScratch {
-        let queryRows, queryPairs, gradRows, gradPairs, keysColumns, keyPairs, valuesColumns: UnsafeMutablePointer<UInt32>
-        /// Pᵀ and dSᵀ as pairs along the queries ([pair of queries][key], stride keyBlock), dS as pairs along the keys.
+        let queryRows, gradRows, keysColumns, valuesColumns, keyPairs: UnsafeMutablePointer<UInt32>
+        /// dOᵀ and Qᵀ, the A operands of dVᵀ and dKᵀ.
+        let gradTransposed, queryTransposed: UnsafeMutablePointer<UInt32>
+        /// P and dS as pairs along the queries ([pair of queries][key], stride keyBlock), dS as pairs along the keys.
         let probabilityPairs, scorePairs, scoreRows: UnsafeMutablePointer<UInt32>
-        /// P and dP (queryBlock × keyBlock each), then D for the segment's queries.
+        /// P and dP (queryBlock × keyBlock each), D for the segment's queries, then dVᵀ and dKᵀ of one key tile
+        /// (Dh × keyBlock each).
         let floats: UnsafeMutablePointer<Float>
 
-        init(_ layout: PackedLayout, queries: Int, keys: Int) {
+        init(_ layout: PackedLayout, queries: Int, headDim: Int) {
             func words(_ n: Int) -> UnsafeMutablePointer<UInt32> { .allocate(capacity: n) }
             queryRows = words(layout.rowsCount(queries))
             gradRows = words(layout.rowsCount(queries))
-            queryPairs = words(layout.pairsCount(queries))
-            gradPairs = words(layout.pairsCount(queries))
-            keysColumns = words(layout.columnsCount(keys))
-            valuesColumns = words(layout.columnsCount(keys))
-            keyPairs = words(layout.pairsCount(keys))
+            keysColumns = words(layout.columnsCount(keyBlock))
+            valuesColumns = words(layout.columnsCount(keyBlock))
+            keyPairs = words(layout.pairsCount(keyBlock))
+            gradTransposed = words(layout.transposedCount(queries))
+            queryTransposed = words(layout.transposedCount(queries))
             probabilityPairs = words(queryBlock / 2 * keyBlock)
             scorePairs = words(queryBlock / 2 * keyBlock)
             scoreRows = words(queryBlock * keyBlock / 2)
-            floats = .allocate(capacity: 2 * queryBlock * keyBlock + queries)
+            floats = .allocate(capacity: 2 * queryBlock * keyBlock + queries + 2 * headDim * keyBlock)
         }
 
         func deallocate() {
             for p in [
-                queryRows, queryPairs, gradRows, gradPairs, keysColumns, keyPairs, valuesColumns, probabilityPairs,
-                scorePairs, scoreRows,
+                queryRows, gradRows, keysColumns, valuesColumns, keyPairs, gradTransposed, queryTransposed,
+                probabilityPairs, scorePairs, scoreRows,
             ] { p.deallocate() }
             floats.deallocate()
         }
@@ -238,9 +267,8 @@ extension AttentionKernel {
         let segments = plan.segments.filter { !$0.queries.isEmpty && !$0.keys.isEmpty }
         let heads = plan.batch * plan.heads
         let longestQueries = segments.map(\.queries.count).max() ?? 0
-        let longestKeys = segments.map(\.keys.count).max() ?? 0
         distribute(heads * segments.count) { items in
-            let scratch = BackwardScratch(layout, queries: longestQueries, keys: longestKeys)
+            let scratch = BackwardScratch(layout, queries: longestQueries, headDim: plan.headDim)
             defer { scratch.deallocate() }
             for item in items {
                 let bh = item / segments.count
@@ -251,47 +279,50 @@ extension AttentionKernel {
         }
     }
 
-    /// All gradients of one (batch, head, segment) from its packed operands.
+    /// All gradients of one (batch, head, segment) from its packed operands: the queries' operands packed once for
+    /// the segment, the keys' once per key tile. dV and dK of a key tile accumulate transposed (Dh × keys: the
+    /// products' A is then dOᵀ or Qᵀ, pair-contiguous, and the head dimension fills whole row blocks) and are
+    /// transposed into their rows when the tile's query loop ends.
     private static func backwardPackedSegment(
         _ plan: AttentionPlan, _ io: BackwardOperands<Float>, _ layout: PackedLayout, batch b: Int, head h: Int,
         segment: AttentionPlan.Segment, scratch s: BackwardScratch
     ) {
         let dh = plan.headDim, rs = plan.rowStride, scale = Float(plan.scale)
-        let queries = segment.queries, keys = segment.keys
+        let queries = segment.queries, keys = segment.keys, nq = queries.count
         let p = s.floats, dp = p + queryBlock * keyBlock, delta = dp + queryBlock * keyBlock
+        let gradVT = delta + nq, gradKT = gradVT + dh * keyBlock
         func queryOffset(_ i: Int) -> Int { ((b * plan.queryCount + i) * plan.heads + h) * dh }
-        let kOffset0 = ((b * plan.keyCount + keys.lowerBound) * plan.heads + h) * dh
         for i in queries {
             delta[i - queries.lowerBound] = AttentionMath.dot(io.gradOut + queryOffset(i), io.out + queryOffset(i), dh)
         }
         let needScores = io.needQ || io.needK
-        let q0Pointer = UnsafePointer(io.q + queryOffset(queries.lowerBound))
-        let g0Pointer = UnsafePointer(io.gradOut + queryOffset(queries.lowerBound))
-        let nq = queries.count, nk = keys.count
-        packRows(s.queryRows, layout, q0Pointer, ld: rs, count: nq, dh: dh)
-        packColumns(s.keysColumns, layout, io.k + kOffset0, ld: rs, count: nk, dh: dh)
-        if io.needV { packPairs(s.gradPairs, layout, g0Pointer, ld: rs, count: nq, dh: dh) }
-        if needScores {
-            packRows(s.gradRows, layout, g0Pointer, ld: rs, count: nq, dh: dh)
-            packColumns(s.valuesColumns, layout, io.v + kOffset0, ld: rs, count: nk, dh: dh)
-        }
-        if io.needQ { packPairs(s.keyPairs, layout, io.k + kOffset0, ld: rs, count: nk, dh: dh) }
-        if io.needK { packPairs(s.queryPairs, layout, q0Pointer, ld: rs, count: nq, dh: dh) }
-        let keysStride = layout.columnsStride(nk), rowsStride = keyBlock / 2
+        let qPointer = UnsafePointer(io.q + queryOffset(queries.lowerBound))
+        let gPointer = UnsafePointer(io.gradOut + queryOffset(queries.lowerBound))
+        packRows(s.queryRows, layout, qPointer, ld: rs, count: nq, dh: dh)
+        if io.needV { packTransposedPairs(s.gradTransposed, layout, gPointer, ld: rs, count: nq, dh: dh) }
+        if needScores { packRows(s.gradRows, layout, gPointer, ld: rs, count: nq, dh: dh) }
+        if io.needK { packTransposedPairs(s.queryTransposed, layout, qPointer, ld: rs, count: nq, dh: dh) }
+        let transposedStride = layout.transposedStride(nq), rowsStride = keyBlock / 2
         let lse = io.logSumExp + (b * plan.heads + h) * plan.queryCount
         for k0 in stride(from: keys.lowerBound, to: keys.upperBound, by: keyBlock) {
             let cols = min(keyBlock, keys.upperBound - k0)
             let kept = plan.keptCount(b, k0..<k0 + cols)
             if kept == 0 { continue }
             let kOffset = ((b * plan.keyCount + k0) * plan.heads + h) * dh
-            let keyAt = k0 - keys.lowerBound
+            let kPointer = UnsafePointer(io.k + kOffset), vPointer = UnsafePointer(io.v + kOffset)
+            let keysStride = layout.columnsStride(cols)
+            packColumns(s.keysColumns, layout, kPointer, ld: rs, count: cols, dh: dh)
+            if needScores { packColumns(s.valuesColumns, layout, vPointer, ld: rs, count: cols, dh: dh) }
+            if io.needQ { packPairs(s.keyPairs, layout, kPointer, ld: rs, count: cols, dh: dh) }
+            if io.needV { gradVT.update(repeating: 0, count: dh * keyBlock) }
+            if io.needK { gradKT.update(repeating: 0, count: dh * keyBlock) }
             for q0 in stride(from: queries.lowerBound, to: queries.upperBound, by: queryBlock) {
                 let rows = min(queryBlock, queries.upperBound - q0)
-                let qOffset = queryOffset(q0), queryAt = q0 - queries.lowerBound
+                let queryAt = q0 - queries.lowerBound, queryPairs = (rows + 1) / 2
                 product(
-                    m: rows, n: cols, pairs: layout.dimPairs, a: s.queryRows + queryAt * layout.dimPairs, aPair: 1,
-                    aRow: layout.dimPairs, b: s.keysColumns + keyAt, bStride: keysStride, alpha: scale,
-                    accumulate: false, c: p, ldc: cols)
+                    m: rows, n: cols, pairs: layout.dimPairs, a: s.queryRows + queryAt * layout.dimStride, aPair: 1,
+                    aRow: layout.dimStride, b: s.keysColumns, bStride: keysStride, alpha: scale, accumulate: false,
+                    c: p, ldc: cols)
                 if kept < cols {
                     plan.keep.withUnsafeBufferPointer {
                         AttentionMath.fillMasked(
@@ -302,30 +333,36 @@ extension AttentionKernel {
                     p, Int32(rows), Int32(cols), lse + q0, s.probabilityPairs, Int32(keyBlock))
                 if io.needV {
                     product(
-                        m: cols, n: dh, pairs: (rows + 1) / 2, a: s.probabilityPairs, aPair: keyBlock, aRow: 1,
-                        b: s.gradPairs + queryAt / 2 * layout.pairStride, bStride: layout.pairStride, alpha: 1,
-                        accumulate: true, c: io.gradV + kOffset, ldc: rs)
+                        m: dh, n: cols, pairs: queryPairs, a: s.gradTransposed + queryAt / 2, aPair: 1,
+                        aRow: transposedStride, b: s.probabilityPairs, bStride: keyBlock, alpha: 1, accumulate: true,
+                        c: gradVT, ldc: keyBlock)
                 }
                 if !needScores { continue }
                 product(
-                    m: rows, n: cols, pairs: layout.dimPairs, a: s.gradRows + queryAt * layout.dimPairs, aPair: 1,
-                    aRow: layout.dimPairs, b: s.valuesColumns + keyAt, bStride: keysStride, alpha: 1,
-                    accumulate: false, c: dp, ldc: cols)
+                    m: rows, n: cols, pairs: layout.dimPairs, a: s.gradRows + queryAt * layout.dimStride, aPair: 1,
+                    aRow: layout.dimStride, b: s.valuesColumns, bStride: keysStride, alpha: 1, accumulate: false,
+                    c: dp, ldc: cols)
                 _ = goku_attention_score_gradient_bf16(
                     dp, p, Int32(rows), Int32(cols), delta + queryAt, s.scoreRows, Int32(rowsStride), s.scorePairs,
                     Int32(keyBlock))
                 if io.needQ {
                     product(
                         m: rows, n: dh, pairs: (cols + 1) / 2, a: s.scoreRows, aPair: 1, aRow: rowsStride,
-                        b: s.keyPairs + keyAt / 2 * layout.pairStride, bStride: layout.pairStride, alpha: scale,
-                        accumulate: true, c: io.gradQ + qOffset, ldc: rs)
+                        b: s.keyPairs, bStride: layout.pairStride, alpha: scale, accumulate: true,
+                        c: io.gradQ + queryOffset(q0), ldc: rs)
                 }
                 if io.needK {
                     product(
-                        m: cols, n: dh, pairs: (rows + 1) / 2, a: s.scorePairs, aPair: keyBlock, aRow: 1,
-                        b: s.queryPairs + queryAt / 2 * layout.pairStride, bStride: layout.pairStride, alpha: scale,
-                        accumulate: true, c: io.gradK + kOffset, ldc: rs)
+                        m: dh, n: cols, pairs: queryPairs, a: s.queryTransposed + queryAt / 2, aPair: 1,
+                        aRow: transposedStride, b: s.scorePairs, bStride: keyBlock, alpha: scale, accumulate: true,
+                        c: gradKT, ldc: keyBlock)
                 }
+            }
+            if io.needV {
+                goku_transpose_accumulate(gradVT, Int32(dh), Int32(cols), Int32(keyBlock), io.gradV + kOffset, Int32(rs))
+            }
+            if io.needK {
+                goku_transpose_accumulate(gradKT, Int32(dh), Int32(cols), Int32(keyBlock), io.gradK + kOffset, Int32(rs))
             }
         }
     }
