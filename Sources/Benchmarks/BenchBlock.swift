@@ -18,7 +18,8 @@ import TensorCore
 /// torch is found (`GOKU_TORCH_PYTHON`, else `.venv-bench/bin/python`) and prints the time ratios.
 ///
 /// Attention alone runs at the chosen dtype (bf16: its tile products on AVX-512 BF16 dot products, softmax statistics
-/// in fp32), and at bf16 also in fp32 for the same-run speed-up.
+/// in fp32), and at bf16 also in fp32 and with the operands packed per tile product (`AttentionTile
+/// .packsBFloat16Operands` off) for the same-run speed-ups, and is checked against fp32 (`attentionAgreement`).
 public struct BenchBlock: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "block",
@@ -79,6 +80,14 @@ public struct BenchBlock: ParsableCommand {
                 let bf16 = attentionCase(length: length, precision: .bfloat16)
                 attention = bf16
                 print("attention bf16 speed-up over fp32 (same run): \(BenchHarness.format(fp32 / bf16, 2))×")
+                if AttentionTile.packsBFloat16Operands {
+                    // The general path, which packs both operands inside every tile product, for the same-run ratio.
+                    AttentionTile.packsBFloat16Operands = false
+                    print("the same with operands packed per tile product:")
+                    let perTile = attentionCase(length: length, precision: .bfloat16)
+                    AttentionTile.packsBFloat16Operands = true
+                    print("attention bf16, packed once vs per tile (same run): \(BenchHarness.format(perTile / bf16, 2))× faster")
+                }
                 try attentionAgreement(length: length)
             }
         }
