@@ -109,24 +109,6 @@ public struct BenchBlock: ParsableCommand {
         return 2.0 * Double(rows * k * n) / t / 1e9
     }
 
-    /// What one run of `body` allocates: its peak resident memory above the resident memory before it, with the
-    /// engine's buffer cache emptied and the C heap trimmed first (so memory kept from earlier cases neither hides nor
-    /// inflates it).
-    static func stepMemory(_ body: () -> Void) -> Int {
-        TensorStorage.emptyCache()
-        // glibc keeps freed heap pages mapped (and raises its mmap threshold after large frees), which would hide
-        // the second case's allocations; give them back first.
-        // (malloc_trim is in <malloc.h>, which the Glibc module does not export: look it up.)
-        if let symbol = dlsym(nil, "malloc_trim") {
-            typealias Trim = @convention(c) (Int) -> Int32
-            _ = unsafeBitCast(symbol, to: Trim.self)(0)
-        }
-        let base = BenchHarness.residentMemory()
-        BenchHarness.resetPeakMemory()
-        body()
-        return BenchHarness.peakMemory() - base
-    }
-
     /// GFLOP/s of raw oneDNN bf16 on (rows × 1152)·(1152 × 4608) with packed weights and pre-rounded input.
     func oneDNNCeiling(rows: Int) -> Double {
         let k = 1152, n = 4608
@@ -193,7 +175,7 @@ public struct BenchBlock: ParsableCommand {
         var fusedMs = 0.0
         for fused in [true, false] {
             block.fusedModulation = fused
-            let peak = Self.stepMemory(step)
+            let peak = BenchHarness.stepMemory(step)
             let t = BenchHarness.median(minRuns: 5, minSeconds: 3, step)
             if fused { fusedMs = t * 1e3 }
             let rate = flops / t / 1e9
@@ -262,7 +244,7 @@ public struct BenchBlock: ParsableCommand {
             for x in [q, k, v] { x.grad = nil }
             MixedPrecision.with(precision) { Tensor.attention(q, k, v) }.backward(dOut)
         }
-        let peak = Self.stepMemory(step)
+        let peak = BenchHarness.stepMemory(step)
         let t = BenchHarness.median(minRuns: 3, minSeconds: 1, step)
         let forward = BenchHarness.median(minRuns: 3, minSeconds: 1) {
             _ = Autograd.inference { MixedPrecision.with(precision) { Tensor.attention(q, k, v) } }
@@ -301,46 +283,18 @@ public struct BenchBlock: ParsableCommand {
 
     /// Runs the PyTorch peer and prints our time over its time for the block and for attention.
     func runTorch(block: Double?, attention: Double?) throws {
-        let env = ProcessInfo.processInfo.environment
-        let python = env["GOKU_TORCH_PYTHON"] ?? ".venv-bench/bin/python"
-        let script = "scripts/bench/torch_block.py"
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script)
-        else {
-            print(
-                "--compare-torch: no \(python) or \(script) here (run scripts/bench/setup_venv.sh from the repository root)"
-            )
+        let arguments =
+            ["--dtype", dtype, "--threads", "\(Parallel.threadCount)"] + (options.quick ? ["--quick"] : [])
+            + (attention == nil ? [] : ["--attention"]) + (block == nil ? ["--skip-block"] : [])
+        guard let results = try TorchPeer.run(script: "scripts/bench/torch_block.py", arguments: arguments) else {
             return
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments =
-            [script, "--dtype", dtype, "--threads", "\(Parallel.threadCount)"]
-            + (options.quick ? ["--quick"] : []) + (attention == nil ? [] : ["--attention"])
-            + (block == nil ? ["--skip-block"] : [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        var results: [String: Double] = [:]
-        for line in text.split(separator: "\n") {
-            if line.hasPrefix("RESULT ") {
-                let parts = line.split(separator: " ")
-                if parts.count >= 4, let ms = Double(parts[3].dropFirst(3)) { results["\(parts[1]) \(parts[2])"] = ms }
-            } else {
-                print("  \(line)")
-            }
-        }
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("\(script) exited with status \(process.terminationStatus)")
-        }
-        if let block, let torchBlock = results["block \(dtype)"] {
+        if let block, let torchBlock = results["block \(dtype)"]?.ms {
             print(
                 "block \(dtype): goku \(BenchHarness.format(block)) ms / torch \(BenchHarness.format(torchBlock)) ms"
                     + " = \(BenchHarness.format(block / torchBlock, 3)) (goal ≤ \(dtype == "bf16" ? "0.4" : "1"))")
         }
-        if let attention, let torchAttention = results["attention \(dtype)"] {
+        if let attention, let torchAttention = results["attention \(dtype)"]?.ms {
             print(
                 "attention: goku \(dtype) \(BenchHarness.format(attention)) ms / torch \(dtype) \(BenchHarness.format(torchAttention)) ms"
                     + " = \(BenchHarness.format(attention / torchAttention, 3))")

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// Timing and memory measurement for `goku bench`.
 ///
@@ -43,6 +44,24 @@ public enum BenchHarness {
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return 0 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+
+    /// What one run of `body` allocates: its peak resident memory above the resident memory before it, with the
+    /// engine's buffer cache emptied and the C heap trimmed first (so memory kept from earlier cases neither hides nor
+    /// inflates it).
+    public static func stepMemory(_ body: () -> Void) -> Int {
+        TensorStorage.emptyCache()
+        // glibc keeps freed heap pages mapped (and raises its mmap threshold after large frees), which would hide
+        // the second case's allocations; give them back first.
+        // (malloc_trim is in <malloc.h>, which the Glibc module does not export: look it up.)
+        if let symbol = dlsym(nil, "malloc_trim") {
+            typealias Trim = @convention(c) (Int) -> Int32
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
+        let base = residentMemory()
+        resetPeakMemory()
+        body()
+        return peakMemory() - base
     }
 
     public static func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }

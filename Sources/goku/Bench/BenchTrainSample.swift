@@ -30,21 +30,37 @@ private func shippedArchitecture(seed: UInt64) throws -> (GokuTransformer, TextC
 }
 
 /// `goku bench train`: one full training step of the shipped model's configuration (tiny T5 trained jointly, text
-/// encoding, packed forward, loss, backward, clipping, AdamW), as `goku train` runs it, with tokens/s; plain and with
-/// activation checkpointing. For one goku-1b-shaped block see `goku bench block` and `goku bench model`.
+/// encoding, packed forward, loss, backward, clipping, AdamW), as `goku train` runs it, with tokens/s and the memory a
+/// step allocates; plain and with activation checkpointing, in fp32 or with bf16 matrix products (`--dtype`, as
+/// `goku train --precision bf16`). `--compare-torch` runs `scripts/bench/torch_train_step.py`, the same step in
+/// PyTorch (autocast for bf16), and prints the ratios. For one goku-1b-shaped block see `goku bench block`.
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "One training step of the shipped model's configuration, tokens/s.")
 
     @OptionGroup var options: BenchOptions
 
+    @Option(help: "Matrix-product precision: fp32, or bf16 (oneDNN, fp32 accumulation and master weights).")
+    var dtype: String = "fp32"
+
+    @Flag(help: "Also run scripts/bench/torch_train_step.py (needs .venv-bench or GOKU_TORCH_PYTHON) and print ratios.")
+    var compareTorch = false
+
     func run() throws {
         options.apply()
+        guard let precision = MixedPrecision.Mode(name: dtype) else {
+            throw ValidationError("--dtype must be \(MixedPrecision.Mode.names.joined(separator: " or ")), got \(dtype)")
+        }
+        guard precision == .float32 || MixedPrecision.isAvailable else {
+            throw ValidationError("--dtype bf16 needs oneDNN (libdnnl), which created no CPU engine here")
+        }
         print("goku bench train — \(Parallel.threadCount) threads; BLAS: \(Parallel.blasDescription)")
         let (transformer, text, _) = try shippedArchitecture(seed: 1)
+        transformer.matmulPrecision = precision
         let parameters =
             transformer.namedParameters().map { (key: "transformer." + $0.key, tensor: $0.tensor) }
             + text.encoder.model.namedParameters().map { (key: "text_encoder." + $0.key, tensor: $0.tensor) }
+        let parameterCount = parameters.reduce(0) { $0 + $1.tensor.count }
         let optimizer = AdamW(parameters, options: .init(learningRate: 1e-4, weightDecay: 0))
         let g = RandomGenerator(seed: 2)
         // 5 videos (17 frames → 5 latent frames) and 3 images at 64×64 (8×8 latents): the default step of 8 samples.
@@ -55,7 +71,7 @@ struct BenchTrain: ParsableCommand {
         var tokens = 0
         func step() {
             for (_, p) in parameters { p.grad = nil }
-            let conditions = text.encode(captions, differentiable: true)
+            let conditions = text.encode(captions, differentiable: true)  // fp32, as in `goku train`
             var samples: [GokuSample] = [], targets: [Tensor] = []
             for i in 0..<8 {
                 let pair = RectifiedFlow.trainingPair(data: latents[i], noise: noise[i], t: 0.3 + 0.05 * Double(i))
@@ -69,15 +85,35 @@ struct BenchTrain: ParsableCommand {
             _ = GradientClipping.clipGlobalNorm(parameters.map(\.tensor), maxNorm: 1)
             optimizer.update()
         }
+        var times: [Bool: Double] = [:], memory: [Bool: Int] = [:]
         for checkpointing in [false, true] {
             transformer.activationCheckpointing = checkpointing
             step()  // warm-up
-            _ = BenchHarness.resetPeakMemory()
+            memory[checkpointing] = BenchHarness.stepMemory(step)
             let seconds = BenchHarness.median(minRuns: options.quick ? 3 : 5, minSeconds: options.quick ? 0.5 : 2) { step() }
+            times[checkpointing] = seconds * 1000
             print(
-                "small model step (\(tokens) tokens, 8 samples\(checkpointing ? ", activation checkpointing" : "")): "
-                    + "\(BenchHarness.format(seconds * 1000)) ms, \(BenchHarness.format(Double(tokens) / seconds, 0)) tokens/s, "
-                    + "peak RSS \(BenchHarness.mib(BenchHarness.peakMemory()))")
+                "small model step \(dtype) (\(tokens) tokens, 8 samples, \(parameterCount) parameters"
+                    + "\(checkpointing ? ", activation checkpointing" : "")): \(BenchHarness.format(seconds * 1000)) ms,"
+                    + " \(BenchHarness.format(Double(tokens) / seconds, 0)) tokens/s, step allocates +\(BenchHarness.mib(memory[checkpointing]!))")
+        }
+        guard compareTorch else { return }
+        for checkpointing in [false, true] {
+            let arguments =
+                ["--dtype", dtype, "--threads", "\(Parallel.threadCount)", "--reps", options.quick ? "3" : "10"]
+                + (checkpointing ? ["--checkpointing"] : [])
+            guard let results = try TorchPeer.run(script: "scripts/bench/torch_train_step.py", arguments: arguments),
+                let peer = results["train \(dtype)\(checkpointing ? "-checkpointing" : "")"]
+            else { return }
+            if let count = peer.fields["params"].flatMap(Int.init), count != parameterCount {
+                print("  (the peer has \(count) parameters, goku \(parameterCount): the ratio compares different models)")
+            }
+            let goku = times[checkpointing]!, gokuMiB = Double(memory[checkpointing]!) / 1_048_576
+            print(
+                "training step \(dtype)\(checkpointing ? ", checkpointing" : ""): goku \(BenchHarness.format(goku)) ms"
+                    + " / torch \(BenchHarness.format(peer.ms)) ms = \(BenchHarness.format(goku / peer.ms, 3));"
+                    + " step memory goku +\(BenchHarness.format(gokuMiB, 0)) MiB / torch +\(BenchHarness.format(peer.peakMiB ?? 0, 0)) MiB"
+                    + " = \(BenchHarness.format(gokuMiB / max(peer.peakMiB ?? 0, 1), 2))")
         }
     }
 }
