@@ -38,6 +38,40 @@ final class ModulationTests: XCTestCase {
         }
     }
 
+    /// Per-sample modulation of a packed sequence: (N, D) operands read through a token → sample index, rows in any
+    /// order and a sample with no token.
+    func testRowIndexedModulationGradients() {
+        let index = [2, 0, 0, 2, 1, 2, 0]  // 7 tokens of 4 samples; sample 3 owns none
+        GradientCheck.check(GradientCheck.inputs([[1, 7, 9], [4, 9], [4, 9]], seed: 20), "layer norm") {
+            Tensor.modulatedLayerNorm($0[0], shift: $0[1], scale: $0[2], eps: 1e-6, rowIndex: index)
+        }
+        GradientCheck.check(GradientCheck.inputs([[1, 7, 9], [4, 9], [4, 9], [9]], seed: 21), "rms norm") {
+            Tensor.modulatedRMSNorm($0[0], weight: $0[3], shift: $0[1], scale: $0[2], eps: 1e-6, rowIndex: index)
+        }
+        GradientCheck.check(GradientCheck.inputs([[1, 7, 9], [4, 9], [1, 7, 9]], seed: 22), "gated residual") {
+            Tensor.gatedResidual($0[0], gate: $0[1], branch: $0[2], rowIndex: index)
+        }
+    }
+
+    /// The index path gives what gathering the rows into (1, L, D) copies gives: the same forward bits, and the
+    /// gathered copies' gradients summed back per sample.
+    func testRowIndexedModulationMatchesGathered() {
+        let index = [1, 1, 0, 2, 2, 2, 0, 1]
+        let inputs = randn([[1, 8, 300], [3, 300], [3, 300], [300], [3, 300], [1, 8, 300]], seed: 23)
+        func gathered(_ m: Tensor) -> Tensor { m.indexSelect(axis: 0, indices: index).unsqueeze(0) }
+        let (yi, gi) = run(inputs) {
+            let h = Tensor.modulatedRMSNorm($0[0], weight: $0[3], shift: $0[1], scale: $0[2], eps: 1e-6, rowIndex: index)
+            return Tensor.gatedResidual(h, gate: $0[4], branch: $0[5], rowIndex: index)
+        }
+        let (yg, gg) = run(inputs) {
+            let h = Tensor.modulatedRMSNorm(
+                $0[0], weight: $0[3], shift: gathered($0[1]), scale: gathered($0[2]), eps: 1e-6)
+            return Tensor.gatedResidual(h, gate: gathered($0[4]), branch: $0[5])
+        }
+        XCTAssertEqual(yi.scalars, yg.scalars, "forward is bit-identical")
+        for k in 0..<6 { expectClose(gi[k], gg[k], rtol: 1e-5, atol: 1e-5, "grad \(k)") }
+    }
+
     // MARK: Parity with the unfused composite (Float32)
 
     /// Runs `f` on fresh leaf copies of `inputs` with a fixed upstream gradient; returns the output and the grads.
