@@ -79,6 +79,10 @@ final class BFloat16AttentionTests: XCTestCase {
             Case(
                 name: "padded cross", q: [2, 300, 3, 5], k: [2, 301, 3, 5],
                 mask: AttentionMask(keyLengths: [301, 0], keyCount: 301), need: [true, true, true]),
+            Case(
+                name: "empty key segment", q: [1, 300, 2, 24], k: [1, 90, 2, 24],
+                mask: AttentionMask(querySegments: [0, 140, 170, 300], keySegments: [0, 40, 40, 90]),
+                need: [true, true, true]),
             Case(name: "values only", q: [1, 257, 2, 16], k: [1, 513, 2, 16], mask: .none, need: [false, false, true]),
             Case(name: "queries only", q: [1, 257, 2, 16], k: [1, 513, 2, 16], mask: .none, need: [true, false, false]),
             Case(name: "keys only", q: [1, 257, 2, 16], k: [1, 513, 2, 16], mask: .none, need: [false, true, false]),
@@ -109,6 +113,10 @@ final class BFloat16AttentionTests: XCTestCase {
             if c.name == "padded cross" {
                 // The second sample sees no key: zeros out, zeros back, on both paths.
                 XCTAssertEqual(packed[0]!.slice(axis: 0, 1, 2).abs().max().item(), 0)
+            }
+            if c.name == "empty key segment" {
+                // Queries 140..<170 have no keys: their rows are zeros (not left unwritten).
+                XCTAssertEqual(packed[0]!.slice(axis: 1, 140, 170).abs().max().item(), 0)
             }
         }
     }

@@ -124,7 +124,8 @@ extension AttentionKernel {
     static func forwardPacked(_ plan: AttentionPlan, _ io: ForwardOperands<Float>) {
         let layout = PackedLayout(headDim: plan.headDim)
         let heads = plan.batch * plan.heads
-        let segments = plan.segments.enumerated().filter { !$0.element.queries.isEmpty && !$0.element.keys.isEmpty }
+        // Segments whose queries see no key still get items: their rows output zeros (and save lse = +∞).
+        let segments = plan.segments.enumerated().filter { !$0.element.queries.isEmpty }
         // Chunks of query blocks per (head, segment): enough items for every thread to have a few.
         let wanted = max(1, (4 * Parallel.threadCount + heads * segments.count - 1) / max(1, heads * segments.count))
         var items: [(bh: Int, segment: Int, queries: Range<Int>)] = []
@@ -156,7 +157,7 @@ extension AttentionKernel {
                 let item = items[index]
                 let b = item.bh / plan.heads, h = item.bh % plan.heads
                 let keys = plan.segments[item.segment].keys
-                if packedFor?.bh != item.bh || packedFor?.segment != item.segment {
+                if !keys.isEmpty && (packedFor?.bh != item.bh || packedFor?.segment != item.segment) {
                     let k0 = UnsafePointer(io.k + ((b * plan.keyCount + keys.lowerBound) * plan.heads + h) * dh)
                     let v0 = UnsafePointer(io.v + ((b * plan.keyCount + keys.lowerBound) * plan.heads + h) * dh)
                     packColumns(keysColumns, layout, k0, ld: plan.rowStride, count: keys.count, dh: dh)
