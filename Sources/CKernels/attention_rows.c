@@ -34,14 +34,34 @@ static inline __m512 GOKU_ROWS exp16(__m512 x) {
     return _mm512_maskz_scalef_ps(kept, p, n);
 }
 
+/// max(previous, the row's largest score).
+static inline float GOKU_ROWS running_maximum(const float *row, int cols, float previous) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, goku_lanes(cols - j), row + j));
+    float m = _mm512_reduce_max_ps(vmax);
+    return previous > m ? previous : m;
+}
+
+/// The online-softmax update of one row after its exponentials (relative to the new maximum m) summed to `sum`:
+/// what earlier tiles accumulated is rescaled to m (by 0 before the first visible key), and m is stored.
+static inline void GOKU_ROWS fold_row(float *row_max, float *row_sum, float *acc, int dh, float m, float sum) {
+    float correction = expf(*row_max - m);
+    *row_sum = *row_sum * correction + sum;
+    if (correction != 1.0f) {
+        __m512 c = _mm512_set1_ps(correction);
+        for (int d = 0; d < dh; d += 16) {
+            __mmask16 k = goku_lanes(dh - d);
+            _mm512_mask_storeu_ps(acc + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, acc + d), c));
+        }
+    }
+    *row_max = m;
+}
+
 GOKU_ROWS static void softmax_tile(float *tile, int rows, int cols, float *row_max, float *row_sum, float *acc,
                                    int dh) {
     for (int i = 0; i < rows; i++) {
         float *row = tile + (size_t)i * (size_t)cols;
-        __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, goku_lanes(cols - j), row + j));
-        float m = _mm512_reduce_max_ps(vmax);
-        if (row_max[i] > m) m = row_max[i];
+        float m = running_maximum(row, cols, row_max[i]);
         if (m == -INFINITY) {
             for (int j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, goku_lanes(cols - j), _mm512_setzero_ps());
             continue;
@@ -53,18 +73,7 @@ GOKU_ROWS static void softmax_tile(float *tile, int rows, int cols, float *row_m
             _mm512_mask_storeu_ps(row + j, k, e);
             vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(k, e));
         }
-        // Rescale what earlier tiles accumulated to the new maximum (0 before the first visible key).
-        float correction = expf(row_max[i] - m);
-        row_sum[i] = row_sum[i] * correction + _mm512_reduce_add_ps(vsum);
-        if (correction != 1.0f) {
-            float *a = acc + (size_t)i * (size_t)dh;
-            __m512 c = _mm512_set1_ps(correction);
-            for (int d = 0; d < dh; d += 16) {
-                __mmask16 k = goku_lanes(dh - d);
-                _mm512_mask_storeu_ps(a + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + d), c));
-            }
-        }
-        row_max[i] = m;
+        fold_row(row_max + i, row_sum + i, acc + (size_t)i * (size_t)dh, dh, m, _mm512_reduce_add_ps(vsum));
     }
 }
 
@@ -118,10 +127,7 @@ GOKU_ROWS_BF16 static void softmax_tile_bf16(const float *tile, int rows, int co
     for (int i = 0; i < rows; i++) {
         const float *row = tile + (size_t)i * (size_t)cols;
         uint32_t *out = packed + (size_t)i * (size_t)stride;
-        __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < cols; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, goku_lanes(cols - j), row + j));
-        float m = _mm512_reduce_max_ps(vmax);
-        if (row_max[i] > m) m = row_max[i];
+        float m = running_maximum(row, cols, row_max[i]);
         if (m == -INFINITY) {
             for (int q = 0; q < pairs; q += 16) _mm512_storeu_si512((void *)(out + q), _mm512_setzero_si512());
             continue;
@@ -134,17 +140,7 @@ GOKU_ROWS_BF16 static void softmax_tile_bf16(const float *tile, int rows, int co
             vsum = _mm512_add_ps(_mm512_add_ps(vsum, e0), e1);  // the order of goku_attention_softmax_tile's sum
             _mm512_storeu_si512((void *)(out + j / 2), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));  // zeros past cols
         }
-        float correction = expf(row_max[i] - m);
-        row_sum[i] = row_sum[i] * correction + _mm512_reduce_add_ps(vsum);
-        if (correction != 1.0f) {
-            float *a = acc + (size_t)i * (size_t)dh;
-            __m512 c = _mm512_set1_ps(correction);
-            for (int d = 0; d < dh; d += 16) {
-                __mmask16 k = goku_lanes(dh - d);
-                _mm512_mask_storeu_ps(a + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + d), c));
-            }
-        }
-        row_max[i] = m;
+        fold_row(row_max + i, row_sum + i, acc + (size_t)i * (size_t)dh, dh, m, _mm512_reduce_add_ps(vsum));
     }
 }
 

@@ -30,17 +30,10 @@ static float uniform(void) {
     return (float)((state >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
 }
 
-/// Worst |c - ref| / (Σ|a||b| + 1e-6) over C, for C (+)= alpha op(A) op(B).
-static double check(int path, int ta, int tb, int m, int n, int k, int accumulate) {
-    int lda = ta ? m + 3 : k + 5, ldb = tb ? k + 1 : n + 7, ldc = n + 2;
-    float *a = malloc(sizeof(float) * (size_t)(ta ? k : m) * lda), *b = malloc(sizeof(float) * (size_t)(tb ? n : k) * ldb);
-    float *c = malloc(sizeof(float) * (size_t)m * ldc), *c0 = malloc(sizeof(float) * (size_t)m * ldc);
-    for (int i = 0; i < (ta ? k : m) * lda; i++) a[i] = uniform();
-    for (int i = 0; i < (tb ? n : k) * ldb; i++) b[i] = uniform();
-    for (int i = 0; i < m * ldc; i++) c[i] = c0[i] = uniform();
-    float alpha = 0.37f;
-    goku_bf16_use_amx(path);
-    if (!goku_bf16_product(ta, tb, m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc)) return -1;
+/// Worst |c - ref| / (Σ|a||b| + 1e-6) over C = alpha op(A) op(B) (+ c0), against Float64 products of the rounded
+/// operands; 1 when a column past n was written.
+static double worst_error(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                          int ldb, int accumulate, const float *c, const float *c0, int ldc) {
     double worst = 0;
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < n; j++) {
@@ -55,9 +48,23 @@ static double check(int path, int ta, int tb, int m, int n, int k, int accumulat
             double e = fabs(c[i * ldc + j] - ref) / (fabs(alpha) * mag + 1e-6);
             if (e > worst) worst = e;
         }
-        // Columns past n are never written.
         if (ldc > n && c[i * ldc + n] != c0[i * ldc + n]) return 1;
     }
+    return worst;
+}
+
+/// The product on unpacked operands (goku_bf16_product), for C (+)= alpha op(A) op(B).
+static double check(int path, int ta, int tb, int m, int n, int k, int accumulate) {
+    int lda = ta ? m + 3 : k + 5, ldb = tb ? k + 1 : n + 7, ldc = n + 2;
+    float *a = malloc(sizeof(float) * (size_t)(ta ? k : m) * lda), *b = malloc(sizeof(float) * (size_t)(tb ? n : k) * ldb);
+    float *c = malloc(sizeof(float) * (size_t)m * ldc), *c0 = malloc(sizeof(float) * (size_t)m * ldc);
+    for (int i = 0; i < (ta ? k : m) * lda; i++) a[i] = uniform();
+    for (int i = 0; i < (tb ? n : k) * ldb; i++) b[i] = uniform();
+    for (int i = 0; i < m * ldc; i++) c[i] = c0[i] = uniform();
+    float alpha = 0.37f;
+    goku_bf16_use_amx(path);
+    if (!goku_bf16_product(ta, tb, m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc)) return -1;
+    double worst = worst_error(ta, tb, m, n, k, alpha, a, lda, b, ldb, accumulate, c, c0, ldc);
     free(a), free(b), free(c), free(c0);
     return worst;
 }
@@ -82,22 +89,7 @@ static double check_packed(int path, int ta, int tb, int m, int n, int k, int ac
     if (tb) goku_bf16_pack_columns(pb, n32, pairs, b, ldb, n, k);
     else goku_bf16_pack_pairs(pb, n32, pairs, b, ldb, k, n);
     if (!goku_bf16_packed_product(m, n, pairs, pa, 1, pk, pb, n32, alpha, accumulate, c, ldc)) return -1;
-    double worst = 0;
-    for (int i = 0; i < m; i++) {
-        for (int j = 0; j < n; j++) {
-            double s = 0, mag = 0;
-            for (int p = 0; p < k; p++) {
-                double x = round_bf16(ta ? a[p * lda + i] : a[i * lda + p]);
-                double y = round_bf16(tb ? b[j * ldb + p] : b[p * ldb + j]);
-                s += x * y;
-                mag += fabs(x * y);
-            }
-            double ref = alpha * s + (accumulate ? c0[i * ldc + j] : 0);
-            double e = fabs(c[i * ldc + j] - ref) / (fabs(alpha) * mag + 1e-6);
-            if (e > worst) worst = e;
-        }
-        if (ldc > n && c[i * ldc + n] != c0[i * ldc + n]) return 1;
-    }
+    double worst = worst_error(ta, tb, m, n, k, alpha, a, lda, b, ldb, accumulate, c, c0, ldc);
     free(a), free(b), free(c), free(c0), free(pa), free(pb);
     return worst;
 }

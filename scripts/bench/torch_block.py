@@ -67,9 +67,10 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim, context_dim=None):
+    def __init__(self, dim, context_dim=None, heads=HEADS):
         super().__init__()
         cd = context_dim or dim
+        self.heads = heads
         self.q_proj = nn.Linear(dim, dim, bias=False)
         self.k_proj = nn.Linear(cd, dim, bias=False)
         self.v_proj = nn.Linear(cd, dim, bias=False)
@@ -77,18 +78,18 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(dim)
         self.k_norm = RMSNorm(dim)
 
-    def forward(self, x, context=None, rope=None, rope_keys=True):
+    def forward(self, x, context=None, rope=None, rope_keys=True, mask=None):
         src = x if context is None else context
         b, l, _ = x.shape
-        q = self.q_norm(self.q_proj(x)).reshape(b, l, HEADS, -1)
-        k = self.k_norm(self.k_proj(src)).reshape(b, src.shape[1], HEADS, -1)
-        v = self.v_proj(src).reshape(b, src.shape[1], HEADS, -1)
+        q = self.q_norm(self.q_proj(x)).reshape(b, l, self.heads, -1)
+        k = self.k_norm(self.k_proj(src)).reshape(b, src.shape[1], self.heads, -1)
+        v = self.v_proj(src).reshape(b, src.shape[1], self.heads, -1)
         if rope is not None:
             q = apply_rope(q, *rope)
             if rope_keys:
                 k = apply_rope(k, *rope)
         q, k, v = (t.transpose(1, 2).to(v.dtype) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(b, l, -1))
 
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_block import RMSNorm, apply_rope, timed  # noqa: E402
+from torch_block import Attention, RMSNorm, timed  # noqa: E402
 
 D, DEPTH, HEADS, C, PATCH, AXES, FREQ, EPS = 256, 8, 4, 16, (1, 2, 2), (16, 24, 24), 256, 1e-6
 T5_D, T5_KV, T5_FF, T5_LAYERS, T5_HEADS, BUCKETS, MAX_DISTANCE, VOCAB = 256, 64, 512, 2, 4, 32, 128, 128
@@ -49,15 +49,6 @@ CAPTION_LENGTHS = [8, 4, 10, 8, 4, 10, 8, 4]
 
 
 # ---- The text encoder (T5 encoder, as Sources/TextEncoder/T5EncoderModel.swift) ----
-
-class T5RMSNorm(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + EPS).to(x.dtype) * self.weight
-
 
 def relative_buckets(length):
     """Bidirectional T5 buckets of (key − query), (length, length)."""
@@ -75,11 +66,11 @@ class T5Layer(nn.Module):
     def __init__(self, has_bias):
         super().__init__()
         inner = T5_HEADS * T5_KV
-        self.norm1 = T5RMSNorm(T5_D)
+        self.norm1 = RMSNorm(T5_D)
         self.q, self.k, self.v = (nn.Linear(T5_D, inner, bias=False) for _ in range(3))
         self.o = nn.Linear(inner, T5_D, bias=False)
         self.bias = nn.Embedding(BUCKETS, T5_HEADS) if has_bias else None
-        self.norm2 = T5RMSNorm(T5_D)
+        self.norm2 = RMSNorm(T5_D)
         self.wi_0 = nn.Linear(T5_D, T5_FF, bias=False)
         self.wi_1 = nn.Linear(T5_D, T5_FF, bias=False)
         self.wo = nn.Linear(T5_FF, T5_D, bias=False)
@@ -101,7 +92,7 @@ class T5Encoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(VOCAB, T5_D)
         self.layers = nn.ModuleList(T5Layer(i == 0) for i in range(T5_LAYERS))
-        self.final_norm = T5RMSNorm(T5_D)
+        self.final_norm = RMSNorm(T5_D)
 
     def forward(self, ids, key_mask):
         x = self.embed(ids)
@@ -128,37 +119,13 @@ def rope_table(grids):
     return ang.cos().float(), ang.sin().float()
 
 
-class PackedAttention(nn.Module):
-    def __init__(self, context_dim=None):
-        super().__init__()
-        cd = context_dim or D
-        self.q_proj = nn.Linear(D, D, bias=False)
-        self.k_proj = nn.Linear(cd, D, bias=False)
-        self.v_proj = nn.Linear(cd, D, bias=False)
-        self.o_proj = nn.Linear(D, D, bias=False)
-        self.q_norm = RMSNorm(D)
-        self.k_norm = RMSNorm(D)
-
-    def forward(self, x, mask, context=None, rope=None, rope_keys=True):
-        src = x if context is None else context
-        q = self.q_norm(self.q_proj(x)).reshape(1, x.shape[1], HEADS, -1)
-        k = self.k_norm(self.k_proj(src)).reshape(1, src.shape[1], HEADS, -1)
-        v = self.v_proj(src).reshape(1, src.shape[1], HEADS, -1)
-        q = apply_rope(q, *rope)
-        if rope_keys:
-            k = apply_rope(k, *rope)
-        q, k, v = (t.transpose(1, 2).to(v.dtype) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.o_proj(out.transpose(1, 2).reshape(1, x.shape[1], -1))
-
-
 class Block(nn.Module):
     def __init__(self):
         super().__init__()
         self.ada = nn.Linear(D, 6 * D)
-        self.attn1 = PackedAttention()
+        self.attn1 = Attention(D, heads=HEADS)
         self.norm2 = RMSNorm(D)
-        self.attn2 = PackedAttention(T5_D)
+        self.attn2 = Attention(D, T5_D, heads=HEADS)
         self.norm3 = RMSNorm(D)
         self.fc1 = nn.Linear(D, 4 * D)
         self.fc2 = nn.Linear(4 * D, D)
@@ -167,8 +134,8 @@ class Block(nn.Module):
         m = self.ada(c)[owner][None].chunk(6, dim=-1)  # per token, from its sample's conditioning
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = m
         h = F.layer_norm(x, (D,), eps=EPS) * (1 + scale_msa) + shift_msa
-        x = x + gate_msa * self.attn1(h, self_mask, rope=rope)
-        x = x + self.attn2(self.norm2(x), cross_mask, context=text, rope=rope, rope_keys=False)
+        x = x + gate_msa * self.attn1(h, rope=rope, mask=self_mask)
+        x = x + self.attn2(self.norm2(x), context=text, rope=rope, rope_keys=False, mask=cross_mask)
         h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
         return x + gate_mlp * self.fc2(F.gelu(self.fc1(h), approximate="tanh"))
 

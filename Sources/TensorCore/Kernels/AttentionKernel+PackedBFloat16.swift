@@ -213,17 +213,9 @@ extension AttentionKernel {
                 c: acc, ldc: dh)
         }
         let lse = io.logSumExp + (b * plan.heads + h) * plan.queryCount + queries.lowerBound
-        for i in 0..<rows {
-            let o = io.out + qOffset + i * rs, a = acc + i * dh
-            if rowSum[i] == 0 {
-                o.update(repeating: 0, count: dh)
-                lse[i] = .infinity
-            } else {
-                let inverse = 1 / rowSum[i]
-                for d in 0..<dh { o[d] = a[d] * inverse }
-                lse[i] = rowMax[i] + Float.log(rowSum[i])
-            }
-        }
+        finishRows(
+            out: io.out + qOffset, rowStride: rs, logSumExp: lse, acc: acc, rowMax: rowMax, rowSum: rowSum, rows: rows,
+            dh: dh)
     }
 
     // MARK: - Backward

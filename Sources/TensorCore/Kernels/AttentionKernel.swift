@@ -97,8 +97,20 @@ enum AttentionKernel {
                 b: io.v + kOffset, ldb: rs, accumulate: true, c: acc, ldc: dh, scratch: transposed, bfloat16: plan.bfloat16)
         }
         let lse = io.logSumExp + (b * plan.heads + h) * plan.queryCount + queries.lowerBound
+        finishRows(
+            out: io.out + qOffset, rowStride: rs, logSumExp: lse, acc: acc, rowMax: rowMax, rowSum: rowSum, rows: rows,
+            dh: dh)
+    }
+
+    /// The end of a query block: each row's output acc / l and its logsumexp m + log l, or zeros and +∞ for a row
+    /// that saw no key (l = 0).
+    @inline(__always)
+    static func finishRows<T: TensorScalar>(
+        out: UnsafeMutablePointer<T>, rowStride: Int, logSumExp lse: UnsafeMutablePointer<T>,
+        acc: UnsafePointer<T>, rowMax: UnsafePointer<T>, rowSum: UnsafePointer<T>, rows: Int, dh: Int
+    ) {
         for i in 0..<rows {
-            let o = io.out + qOffset + i * rs, a = acc + i * dh
+            let o = out + i * rowStride, a = acc + i * dh
             if rowSum[i] == 0 {
                 o.update(repeating: 0, count: dh)
                 lse[i] = .infinity
