@@ -45,7 +45,8 @@ static inline float GOKU_ROWS running_maximum(const float *row, int cols, float 
 /// The online-softmax update of one row after its exponentials (relative to the new maximum m) summed to `sum`:
 /// what earlier tiles accumulated is rescaled to m (by 0 before the first visible key), and m is stored.
 static inline void GOKU_ROWS fold_row(float *row_max, float *row_sum, float *acc, int dh, float m, float sum) {
-    float correction = expf(*row_max - m);
+    // Most tiles after the first leave a row's maximum unchanged: skip the libm call there (expf(0) is exactly 1).
+    float correction = *row_max == m ? 1.0f : expf(*row_max - m);
     *row_sum = *row_sum * correction + sum;
     if (correction != 1.0f) {
         __m512 c = _mm512_set1_ps(correction);
