@@ -4,9 +4,9 @@ import TensorCore
 /// The `goku` command: generation, training, data curation, evaluation, serving and benchmarks.
 @main
 struct Goku: ParsableCommand {
-    /// Switches oneDNN's OpenMP threads to a passive wait (see `OpenMPWaitPolicy`), then parses and runs.
+    /// Lets oneDNN's and OpenBLAS's idle threads sleep soon (see `ThreadWaitPolicy`), then parses and runs.
     static func main() {
-        OpenMPWaitPolicy.usePassiveWaitPolicy()
+        ThreadWaitPolicy.useQuickSleepingThreads()
         main(nil)
     }
 
