@@ -1,8 +1,10 @@
 import Foundation
+import TensorCore
 
 /// Runs a PyTorch peer script (`scripts/bench/torch_*.py`) as a subprocess and collects its machine lines.
 ///
-/// The Python is `GOKU_TORCH_PYTHON`, else `.venv-bench/bin/python` (made by `scripts/bench/setup_venv.sh`). A peer
+/// The Python is `GOKU_TORCH_PYTHON`, else `.venv-bench/bin/python` (made by `scripts/bench/setup_venv.sh`); it runs
+/// with the environment the user started `goku` with (`ThreadWaitPolicy.userEnvironment`). A peer
 /// prints human lines, passed through indented, and one line per case,
 /// `RESULT <case> <variant> ms=<median> peak_mib=<MiB> [key=value …]`, returned keyed by "<case> <variant>".
 public enum TorchPeer {
@@ -27,6 +29,8 @@ public enum TorchPeer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script] + arguments
+        // The peer runs with the user's environment, not with the thread settings `goku` gave itself.
+        process.environment = ThreadWaitPolicy.userEnvironment()
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()

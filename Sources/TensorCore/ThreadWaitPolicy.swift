@@ -32,6 +32,17 @@ public enum ThreadWaitPolicy {
 
     /// Spins-to-sleep exponent for idle OpenBLAS threads (2ⁿ cycles; 4 is OpenBLAS's smallest).
     public static let openBLASTimeout = "4"
+    /// Names, comma separated, of the variables `useQuickSleepingThreads` set itself.
+    static let markerVariable = "GOKU_THREAD_POLICY_SET"
+
+    /// This process's environment as the user gave it: without the variables `useQuickSleepingThreads` added, for
+    /// child processes that should run as they would on their own (the PyTorch peers of the benchmarks).
+    public static func userEnvironment() -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        for name in (env[markerVariable] ?? "").split(separator: ",") { env[String(name)] = nil }
+        env[markerVariable] = nil
+        return env
+    }
 
     /// Re-executes the running program with `OMP_WAIT_POLICY=passive` and `GOMP_SPINCOUNT=10000` unless
     /// `OMP_WAIT_POLICY` is already set, and with `OPENBLAS_THREAD_TIMEOUT=4` unless that is set (the user's choices
@@ -41,11 +52,20 @@ public enum ThreadWaitPolicy {
     public static func useQuickSleepingThreads() {
         let setOpenMP = getenv("OMP_WAIT_POLICY") == nil, setOpenBLAS = getenv("OPENBLAS_THREAD_TIMEOUT") == nil
         guard setOpenMP || setOpenBLAS else { return }
+        var set: [String] = []
         if setOpenMP {
             setenv("OMP_WAIT_POLICY", "passive", 1)
-            setenv("GOMP_SPINCOUNT", spinCount, 0)
+            set.append("OMP_WAIT_POLICY")
+            if getenv("GOMP_SPINCOUNT") == nil {
+                setenv("GOMP_SPINCOUNT", spinCount, 1)
+                set.append("GOMP_SPINCOUNT")
+            }
         }
-        if setOpenBLAS { setenv("OPENBLAS_THREAD_TIMEOUT", openBLASTimeout, 1) }
+        if setOpenBLAS {
+            setenv("OPENBLAS_THREAD_TIMEOUT", openBLASTimeout, 1)
+            set.append("OPENBLAS_THREAD_TIMEOUT")
+        }
+        setenv(markerVariable, set.joined(separator: ","), 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returned: it failed. Carry on with the libraries' defaults (slower, same results).
     }
