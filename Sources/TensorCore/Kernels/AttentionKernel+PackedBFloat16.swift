@@ -1,6 +1,7 @@
 import CKernels
 
-/// The bfloat16 path of `AttentionKernel` on AVX-512 BF16, with every operand packed once.
+/// The bfloat16 path of `AttentionKernel` on AVX-512 BF16 (or AMX tiles where turned on), with every operand packed
+/// once.
 ///
 /// The general bf16 path (`AttentionTile.product` with `bfloat16`) rounds and packs both operands of every tile
 /// product: a block of Q is packed again for each key tile, a tile of K and V again for each query block, and the
@@ -18,7 +19,7 @@ import CKernels
 ///   (K) and of dO·Vᵀ (V);
 /// - pairs: [pair of tokens][d], stride Dh rounded up to 32 — op(B) of P·V (V) and of dS·K (K);
 /// - transposed pairs: [d][pair of tokens], Dh rounded up to 16 rows — op(A) of dVᵀ = dOᵀ·P (dO) and dKᵀ = Qᵀ·dS (Q),
-///   accumulated per segment in Float32 scratch and transposed into dV and dK at its end.
+///   accumulated per key tile in Float32 scratch and transposed into dV and dK when the tile's queries are done.
 /// Token pairs count from the segment's first token, and tiles start at even offsets from it (blocks of 128 and 256),
 /// so a tile's pairs never straddle two tiles. Every A is pair-contiguous and every padding pair is zero, so the same
 /// operands feed AMX tiles (`goku_bf16_packed_product` switches where `GOKU_ATTENTION_AMX=1` and the CPU has them).
