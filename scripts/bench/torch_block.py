@@ -25,6 +25,8 @@ Output: human lines, and one machine line per case for `goku bench block --compa
 """
 
 import argparse
+import ctypes
+import gc
 import math
 import resource
 import statistics
@@ -138,8 +140,19 @@ def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def trim_heap():
+    # glibc keeps freed heap pages mapped, so a case would reuse the previous case's pages and show almost no growth;
+    # give them back first, as `goku bench` does before each of its measurements.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def timed(step, reps):
     # Memory: the first step's peak RSS above the RSS before it (later steps reuse heap pages malloc kept).
+    gc.collect()
+    trim_heap()
     base = rss_mib()
     reset_peak()
     step()
