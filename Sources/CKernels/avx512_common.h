@@ -16,7 +16,7 @@
 #endif
 
 #if GOKU_HAS_X86
-#define GOKU_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define GOKU_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
 /// The first `count` of 16 lanes (none for count ≤ 0, all for count ≥ 16).
 static inline __mmask16 GOKU_AVX512 goku_lanes(int count) {
@@ -62,6 +62,20 @@ static inline void GOKU_AVX512 goku_store_rows(const __m512 (*acc)[2], int rows,
         }
         _mm512_mask_storeu_ps(out, m0, v0);
         _mm512_mask_storeu_ps(out + 16, m1, v1);
+    }
+}
+
+/// C[r][0..cols) = alpha * acc[r] (+ C[r][0..cols) when `accumulate`) for r < rows, each row one 256-bit vector (at
+/// most 8 columns, stores masked to `cols`): the store of the micro-kernels' last narrow blocks.
+static inline void GOKU_AVX512 goku_store_rows8(const __m256 *acc, int rows, int cols, float alpha, bool accumulate,
+                                                float *c, int ldc) {
+    __mmask8 m = (__mmask8)(cols >= 8 ? 0xff : (1u << cols) - 1);
+    __m256 va = _mm256_set1_ps(alpha);
+    for (int r = 0; r < rows; r++) {
+        float *out = c + (size_t)r * (size_t)ldc;
+        __m256 v = _mm256_mul_ps(acc[r], va);
+        if (accumulate) v = _mm256_add_ps(_mm256_maskz_loadu_ps(m, out), v);
+        _mm256_mask_storeu_ps(out, m, v);
     }
 }
 #endif

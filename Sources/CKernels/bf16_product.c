@@ -49,7 +49,7 @@ bool goku_bf16_dot_available(void) {
 bool goku_avx512_available(void) {
 #if GOKU_HAS_X86
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
     return cached;
 #else
     return false;
@@ -191,14 +191,7 @@ GOKU_BF16 static void quarter_block(int rows, int cols, int pairs, const uint32_
 #undef GOKU_ROW
     }
     const __m256 acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
-    __mmask8 m = (__mmask8)(cols >= 8 ? 0xff : (1u << cols) - 1);
-    __m256 va = _mm256_set1_ps(alpha);
-    for (int r = 0; r < rows; r++) {
-        float *out = c + (size_t)r * (size_t)ldc;
-        __m256 v = _mm256_mul_ps(acc[r], va);
-        if (accumulate) v = _mm256_add_ps(_mm256_maskz_loadu_ps(m, out), v);
-        _mm256_mask_storeu_ps(out, m, v);
-    }
+    goku_store_rows8(acc, rows, cols, alpha, accumulate, c, ldc);
 }
 
 /// The micro-kernel for the columns from j on: 32, at most 16, or at most 8 of them.

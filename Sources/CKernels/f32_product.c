@@ -129,14 +129,7 @@ GOKU_F32 static void quarter_block(int rows, int cols, int k, const float *a, in
 #undef GOKU_ROW
     }
     const __m256 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, ca, cb};
-    __mmask8 m = (__mmask8)(cols >= 8 ? 0xff : (1u << cols) - 1);
-    __m256 va = _mm256_set1_ps(alpha);
-    for (int r = 0; r < rows; r++) {
-        float *out = c + (size_t)r * (size_t)ldc;
-        __m256 v = _mm256_mul_ps(acc[r], va);
-        if (accumulate) v = _mm256_add_ps(_mm256_maskz_loadu_ps(m, out), v);
-        _mm256_mask_storeu_ps(out, m, v);
-    }
+    goku_store_rows8(acc, rows, cols, alpha, accumulate, c, ldc);
 }
 #endif
 

@@ -35,7 +35,7 @@ bool goku_attention_probabilities(float *p, int rows, int cols, const float *lse
 /// probability gradient. Returns false, writing nothing, without AVX-512.
 bool goku_attention_score_gradient(float *ds, const float *p, int rows, int cols, const float *delta);
 
-/// Whether this CPU has AVX-512 F and BW (the rounding functions below use them when it does).
+/// Whether this CPU has AVX-512 F and BW, and FMA (the rounding functions below use them when it does).
 bool goku_avx512_available(void);
 
 /// y[i] = x[i] rounded to bfloat16 bits (round to nearest even on the bit pattern, NaN kept quiet, denormals

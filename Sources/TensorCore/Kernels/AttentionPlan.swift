@@ -23,7 +23,8 @@ struct AttentionPlan: Sendable {
     /// (B, Lk + 1): number of kept keys before each position of each batch element; empty when `keep` is.
     let keptBefore: [Int32]
     /// Whether the tile products (Q·Kᵀ, P·V and the backward's five) run in bfloat16 with Float32 accumulation
-    /// (`AttentionTile.product`); the softmax statistics, probabilities and outputs stay Float32.
+    /// (`AttentionKernel.forwardPacked` on operands packed once, or `AttentionTile.product`); the softmax statistics
+    /// and the outputs stay Float32.
     var bfloat16 = false
 
     /// Distance in elements between consecutive tokens of one head (q, k, v and the output are (B, L, Nh, Dh)).
