@@ -54,6 +54,7 @@ let package = Package(
         .library(name: "RectifiedFlow", targets: ["RectifiedFlow"]),
         .library(name: "TextEncoder", targets: ["TextEncoder"]),
         .library(name: "VideoIO", targets: ["VideoIO"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Curation", targets: ["Curation"]),
         .library(name: "VideoVAE", targets: ["VideoVAE"]),
         .library(name: "VAETraining", targets: ["VAETraining"]),
@@ -85,6 +86,7 @@ let package = Package(
                 "ShapesDataset",
                 "VideoIO",
                 "Curation",
+                "Datasets",
                 "VideoVAE",
                 "VAETraining",
                 "GokuPipeline",
@@ -125,8 +127,8 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Media", dependencies: ["TensorCore", "CZlib", "VideoIO"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"], exclude: ["Fixtures"]),
-        .target(name: "ShapesDataset", dependencies: ["TensorCore", "Media"]),
-        .testTarget(name: "ShapesDatasetTests", dependencies: ["ShapesDataset", "Media", "TestSupport"]),
+        .target(name: "ShapesDataset", dependencies: ["TensorCore", "Media", "Datasets"]),
+        .testTarget(name: "ShapesDatasetTests", dependencies: ["ShapesDataset", "Media", "Datasets", "TestSupport"]),
         .systemLibrary(
             name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
@@ -134,15 +136,18 @@ let package = Package(
             name: "CTesseract", path: "Sources/CTesseract", pkgConfig: "tesseract",
             providers: [.apt(["libtesseract-dev", "tesseract-ocr-eng"])]),
         .target(name: "VideoIO", dependencies: ["CFFmpeg", "TensorCore"], swiftSettings: kernelFlags),
+        // Dataset folders (manifest.jsonl + media), the framing policy, prepared shards and the packing sampler.
+        .target(name: "Datasets", dependencies: ["TensorCore", "Checkpoint", "VideoIO"], swiftSettings: kernelFlags),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "VideoIO", "TensorCore", "TestSupport"]),
         .target(
             name: "Curation",
             dependencies: [
-                "VideoIO", "TensorCore", "Checkpoint", "CTesseract", .product(name: "GRDB", package: "GRDB.swift"),
+                "VideoIO", "TensorCore", "Checkpoint", "Datasets", "CTesseract", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: kernelFlags),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TensorCore", "TestSupport"]),
         .testTarget(name: "CurationTests", dependencies: [
-                "Curation", "VideoIO", "TensorCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "Curation", "Datasets", "VideoIO", "TensorCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ], exclude: ["Fixtures"]),
         // oneDNN (Debian libdnnl-dev, no pkg-config file): bfloat16 matrix products for MixedPrecision.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
@@ -157,12 +162,15 @@ let package = Package(
             name: "GokuPipeline",
             dependencies: [
                 "TensorCore", "NN", "Optim", "Checkpoint", "Training", "GokuModel", "RectifiedFlow", "TextEncoder",
-                "VideoVAE", "ShapesDataset", "Media",
+                "VideoVAE", "ShapesDataset", "Media", "Datasets",
             ],
             swiftSettings: kernelFlags),
         .testTarget(
             name: "GokuPipelineTests",
-            dependencies: ["GokuPipeline", "GokuModel", "TextEncoder", "VideoVAE", "VAETraining", "ShapesDataset", "TestSupport"]),
+            dependencies: [
+                "GokuPipeline", "GokuModel", "TextEncoder", "VideoVAE", "VAETraining", "ShapesDataset", "Datasets",
+                "VideoIO", "Curation", "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -199,3 +199,26 @@ public enum ConfigFile {
         return name
     }
 }
+
+/// A coding key of any name, to list the keys an object really has.
+public struct AnyCodingKey: CodingKey {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { nil }
+}
+
+extension Decoder {
+    /// Throws `DecodingError.dataCorrupted` naming the first key of this JSON object that `Keys` does not list, so a
+    /// misspelt config field is an error instead of a silently kept default.
+    public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type) throws {
+        let known = Set(Keys.allCases.map(\.stringValue))
+        let container = try container(keyedBy: AnyCodingKey.self)
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: codingPath + [AnyCodingKey(stringValue: unknown)],
+                    debugDescription: "unknown field '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))"))
+        }
+    }
+}

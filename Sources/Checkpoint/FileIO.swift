@@ -79,7 +79,13 @@ final class FileBytes: @unchecked Sendable {
 /// The content goes to a temporary file in the target's directory (same file system, so the final `rename(2)` is
 /// atomic), is flushed with `fsync`, and is then renamed over the target; the directory is synced too so the rename
 /// survives a crash. On any failure the temporary file is removed and the target is left untouched.
-enum AtomicFile {
+public enum AtomicFile {
+    /// Creates or replaces `url` with `data`.
+    /// - Throws: `CheckpointError.io` naming the file; the target is then untouched.
+    public static func write(_ data: Data, to url: URL) throws {
+        try write(to: url) { writer in try data.withUnsafeBytes { try writer.write($0) } }
+    }
+
     /// Creates or replaces `url` with what `body` writes.
     static func write(to url: URL, _ body: (inout FileWriter) throws -> Void) throws {
         let target = url.path

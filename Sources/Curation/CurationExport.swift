@@ -1,42 +1,20 @@
+import Datasets
 import Foundation
 import VideoIO
 
-/// Writes accepted clips as H.264 MP4 files plus `manifest.jsonl`, the training dataset format: one JSON object a
-/// line with `file` (relative to the manifest), `caption`, `frames`, `width`, `height`, `fps`, `category`, `weight`
-/// and `scores` (motion, ocr, aesthetic when computed, similarity, sharpness). The first five are the keys every
-/// `manifest.jsonl` reader of the project takes (`frames` is the exact count in the file); the rest are extra keys
-/// such readers ignore.
+/// Writes accepted clips as H.264 MP4 files plus `manifest.jsonl`: a dataset folder (`DatasetFolder`) that
+/// `goku data prepare` and the trainers read. Each line is a `ManifestEntry` with `file` (relative to the manifest),
+/// `caption`, `frames` (the exact count in the file), `width`, `height`, `fps`, `category`, `weight` and `scores`
+/// (motion, ocr, aesthetic when computed, similarity, sharpness).
 public enum CurationExport {
-    /// One manifest line.
-    public struct Entry: Codable, Sendable, Equatable {
-        /// Clip path relative to the manifest's folder.
-        public var file: String
-        /// The caption ("" when captioning was skipped).
-        public var caption: String
-        /// Frame count.
-        public var frames: Int
-        /// Width in pixels.
-        public var width: Int
-        /// Height in pixels.
-        public var height: Int
-        /// Frames per second.
-        public var fps: Double
-        /// Balancing category.
-        public var category: String?
-        /// Sampling weight.
-        public var weight: Double?
-        /// Stage scores by name.
-        public var scores: [String: Double]
-    }
-
     /// Exports every accepted clip of `index` into `folder` (clips/ and manifest.jsonl). Clips already exported are
     /// kept (the MP4 is written atomically, so one present is complete). Returns the entries written.
     @discardableResult
-    public static func export(index: CurationIndex, to folder: URL, crf: Int = 20) throws -> [Entry] {
+    public static func export(index: CurationIndex, to folder: URL, crf: Int = 20) throws -> [ManifestEntry] {
         let clipsFolder = folder.appendingPathComponent("clips")
         try FileManager.default.createDirectory(at: clipsFolder, withIntermediateDirectories: true)
         let sources = Dictionary(uniqueKeysWithValues: try index.sources().map { ($0.id, $0) })
-        var entries: [Entry] = []
+        var entries: [ManifestEntry] = []
         for clip in try index.clips() where clip.status == "accepted" {
             guard let source = sources[clip.sourceId], let info = source.info else { continue }
             let stem = URL(fileURLWithPath: source.path).deletingPathExtension().lastPathComponent
@@ -62,16 +40,12 @@ public enum CurationExport {
                 if let score = result.score { scores[name == "phash" ? "sharpness" : name] = score }
             }
             entries.append(
-                Entry(
-                    file: "clips/\(name)", caption: clip.stages["caption"]?.detail ?? "", frames: frames, width: width,
-                    height: height, fps: info.framesPerSecond, category: clip.category, weight: clip.weight,
-                    scores: scores))
+                ManifestEntry(
+                    file: "clips/\(name)", caption: clip.stages["caption"]?.detail ?? "", width: width, height: height,
+                    frames: frames, fps: info.framesPerSecond, scores: scores, category: clip.category,
+                    weight: clip.weight))
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var text = ""
-        for entry in entries { text += String(decoding: try encoder.encode(entry), as: UTF8.self) + "\n" }
-        try Data(text.utf8).write(to: folder.appendingPathComponent("manifest.jsonl"), options: .atomic)
+        try DatasetFolder.writeManifest(entries, to: folder)
         return entries
     }
 }

@@ -1,4 +1,5 @@
 import Checkpoint
+import Datasets
 import Foundation
 import GokuModel
 import NN
@@ -21,17 +22,21 @@ public struct GokuStepLosses: Sendable {
     public var textRoleLoss: Double? = nil
 }
 
-/// Trains the Goku transformer (`goku train`): joint image and video training on cached VAE latents of the Shapes
-/// data, each step one packed sequence (Patch n' Pack) of images and videos with per-sample flow times.
+/// Trains the Goku transformer (`goku train`): joint image and video training on VAE latents, each step one packed
+/// sequence (Patch n' Pack) of images and videos with per-sample flow times, on the generic `TrainingLoop`.
 ///
-/// Text: a pretrained T5 is used frozen; otherwise (the shipped model) a tiny T5 is trained jointly, its gradients
-/// flowing through cross-attention, optionally with the caption-role objective beside the flow loss
-/// (`CaptionRoleObjective`, after its own short phase, `CaptionRolePretraining`). Objective: rectified flow (x_t = t·x1 + (1 − t)·x0, target x1 − x0, flow times
-/// logit-normal and shifted by the token count), or the DDPM ε-prediction baseline with the same model and data.
-/// Optimisation: AdamW (weight decay on matrices only), warm-up then cosine, clipping, EMA of every trained weight.
-/// State: the run folder's checkpoints hold the weights, EMA, optimizer, random state and data position, so a resumed
-/// run continues exactly as an uninterrupted one (tested).
-public final class GokuTrainer {
+/// Data: dataset folders, trained in `stages` (each prepared once per framing by `DatasetPreparer`, streamed from
+/// its shards, batched by token budget by `PackingSampler`), or, with no stages, the Shapes recipe's generated data
+/// (`LatentDataset`, a fixed number of samples a step).
+/// Text: a pretrained T5 is used frozen (its states stored by the preparation); otherwise (the shipped model) a tiny
+/// T5 is trained jointly, its gradients flowing through cross-attention, optionally with the caption-role objective
+/// beside the flow loss (`CaptionRoleObjective`, after its own short phase, `CaptionRolePretraining`). Objective:
+/// rectified flow (x_t = t·x1 + (1 − t)·x0, target x1 − x0, flow times logit-normal and shifted by the token count),
+/// or the DDPM ε-prediction baseline with the same model and data.
+/// Optimisation (the loop's): AdamW (weight decay on matrices only, `WeightDecay`), warm-up then cosine per stage,
+/// clipping, EMA of every trained weight. State: the run folder's checkpoints hold the weights, EMA, optimizer, random
+/// state and data position, so a resumed run continues exactly as an uninterrupted one (tested).
+public final class GokuTrainer: TrainingTask {
     /// The run's config.
     public let config: GokuTrainingConfig
     /// The run folder.
@@ -42,37 +47,30 @@ public final class GokuTrainer {
     public let text: TextConditioning
     /// The VAE (frozen).
     public let vae: VideoAutoencoder
-    /// The cached training set.
-    public let dataset: LatentDataset
+    /// The loop: optimizer, EMA, checkpoints, log.
+    public let loop: TrainingLoop
     /// Steps done.
-    public private(set) var step = 0
-    /// Samples consumed (the data position).
-    public private(set) var consumed = 0
+    public var step: Int { loop.step }
+    /// Samples (Shapes recipe) or batches (stages) consumed: the data position.
+    public var dataPosition: Int { source.position }
+    /// Samples the first stage (or the Shapes cache) trains on.
+    public var sampleCount: Int { source.sampleCount }
 
+    let source: TrainingBatchSource
     let trainsText: Bool
     /// The model's weights (transformer, and the text encoder when trained): EMA'd and exported.
     let parameters: [(key: String, tensor: Tensor)]
     /// The text encoder's auxiliary objective, when `textRoleLossWeight` > 0.
     public let roleObjective: CaptionRoleObjective?
-    /// Everything the optimizer updates and checkpoints save: `parameters` and the role head.
-    let optimized: [(key: String, tensor: Tensor)]
     /// Whether the role objective starts with this run (no head in the checkpoint), so its phase is still to run.
     public private(set) var rolePretrainingPending = false
-    let optimizer: AdamW
-    let ema: ExponentialMovingAverage?
-    let schedule: LearningRateSchedule
     let ddpm: DDPMSchedule?
-    var generator: RandomGenerator
-    let store: CheckpointStore
-    /// Opened when training starts (not by `init`), so that exporting from a run that another process is still
-    /// training leaves its log alone: opening drops the records past the resumed checkpoint.
-    private var log: MetricsLog?
-    var previousSeconds = 0.0
-    /// The shuffled order of the current epoch (recomputed only when the epoch changes).
-    var epochOrder: (epoch: Int, order: [Int])?
+    /// The states of the empty caption (caption dropout) when text states come prepared.
+    private var emptyCaptionStates: Tensor?
 
-    /// Opens a run folder (new or to resume), loads the VAE and builds or loads the latent cache.
-    /// - Throws: `GokuPipelineError` for a bad or changed config; the parts' errors for unreadable models.
+    /// Opens a run folder (new or to resume), loads the VAE and prepares (or finds) the training data.
+    /// - Throws: `GokuPipelineError` for a bad or changed config; `DatasetError` for bad datasets; the parts' errors
+    ///   for unreadable models.
     public init(config: GokuTrainingConfig, runDirectory: URL, showProgress: Bool = true) throws {
         try config.validate()
         self.config = config
@@ -106,74 +104,153 @@ public final class GokuTrainer {
         transformer.activationCheckpointing = config.activationCheckpointing
 
         var parameters = transformer.namedParameters().map { (key: "transformer." + $0.key, tensor: $0.tensor) }
+        var decays = WeightDecay.decayedKeys(of: transformer, prefix: "transformer.")
         if trainsText {
             parameters += text.encoder.model.namedParameters().map { (key: "text_encoder." + $0.key, tensor: $0.tensor) }
+            decays.formUnion(WeightDecay.decayedKeys(of: text.encoder.model, prefix: "text_encoder."))
         }
         self.parameters = parameters
         roleObjective = config.textRoleLossWeight > 0
             ? CaptionRoleObjective(dimension: text.dimension, generator: RandomGenerator(seed: config.seed &+ 0x2013)) : nil
-        optimized = parameters + (roleObjective?.namedParameters ?? [])
-        optimizer = AdamW(
-            optimized, options: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
-            decayFilter: { key in key.hasSuffix(".weight") && !key.contains("norm") && !key.contains("embed") && !key.contains("shared") })
-        ema = config.emaDecay > 0 ? ExponentialMovingAverage(parameters, decay: config.emaDecay) : nil
-        schedule = LearningRateSchedule(
+        if let roleObjective { decays.formUnion(WeightDecay.decayedKeys(of: roleObjective.head, prefix: "text_role_head.")) }
+        ddpm = config.objective == .ddpm ? (config.ddpmSchedule == .cosine ? .cosine() : .linear()) : nil
+
+        let starts = config.stages.indices.map { i in config.stages[..<i].reduce(0) { $0 + $1.steps } }
+        let stageSchedules = config.stages.enumerated().map { i, stage in
+            let end = i + 1 < config.stages.count ? starts[i + 1] : max(config.steps, starts[i] + 1)
+            let peak = stage.learningRate ?? config.learningRate
+            return LearningRateSchedule(
+                peak: peak, warmupSteps: stage.warmupSteps ?? config.warmupSteps, decay: stage.decay ?? config.decay,
+                totalSteps: end - starts[i], minimum: peak * 0.05)
+        }
+        let runSchedule = LearningRateSchedule(
             peak: config.learningRate, warmupSteps: config.warmupSteps, decay: config.decay, totalSteps: config.steps,
             minimum: config.learningRate * 0.05)
-        ddpm = config.objective == "ddpm" ? (config.ddpmSchedule == "cosine" ? .cosine() : .linear()) : nil
-        generator = RandomGenerator(seed: config.seed &+ 0x5EED)
+        loop = try TrainingLoop(
+            runDirectory: runDirectory,
+            settings: .init(
+                steps: config.steps, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints,
+                clipNorm: config.clipNorm),
+            parameters: parameters + (roleObjective?.namedParameters ?? []),
+            optimizer: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
+            decays: decays, emaDecay: config.emaDecay, emaKeys: Set(parameters.map(\.key)),
+            generator: RandomGenerator(seed: config.seed &+ 0x5EED)
+        ) { step in
+            guard let stage = starts.lastIndex(where: { $0 <= step }) else { return runSchedule(step) }
+            return stageSchedules[stage](step - starts[stage])
+        }
 
-        dataset = try LatentDataset.loadOrBuild(
-            vae: vae, vaeIdentity: try LatentDataset.identity(ofVAEFolder: vaeFolder), data: config.data,
-            count: config.datasetSize, folder: runDirectory.appendingPathComponent("latents"), showProgress: showProgress)
+        if config.stages.isEmpty {
+            let dataset = try LatentDataset.loadOrBuild(
+                vae: vae, vaeIdentity: try LatentDataset.identity(ofVAEFolder: vaeFolder), data: config.data,
+                count: config.datasetSize, folder: runDirectory.appendingPathComponent("latents"), showProgress: showProgress)
+            source = ShapesBatchSource(dataset: dataset, samplesPerStep: config.samplesPerStep, seed: config.seed)
+        } else {
+            let preparer = DatasetPreparer(
+                vae: vae, vaeIdentity: try LatentDataset.identity(ofVAEFolder: vaeFolder), text: trainsText ? nil : text,
+                textIdentity: try config.textEncoderFolder.map { try DatasetPreparer.digest(ofFolder: URL(fileURLWithPath: $0)) })
+            let multiple = vae.config.spatialCompression * modelConfig.patchSize[1]
+            let readers = try config.stages.map { stage in
+                try stage.datasets.map { entry in
+                    try Self.preparedData(
+                        entry.path, framing: stage.framing(multiple: multiple), preparer: preparer, config: config,
+                        runDirectory: runDirectory, showProgress: showProgress)
+                }
+            }
+            source = try StagedBatchSource(
+                stages: config.stages, readers: readers, patchSize: modelConfig.patchSize, seed: config.seed &+ 0xDA7A,
+                posterior: config.latentSampling == .posterior)
+            if !trainsText { emptyCaptionStates = Self.trimmed(text.encode([""])[0]) }
+        }
 
-        store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
-        let snapshot = try store.latest().map { try CheckpointStore.load(from: $0) }
+        let snapshot = try loop.resume()
         rolePretrainingPending = roleObjective != nil && config.textRolePretrainSteps > 0
             && !(snapshot?.groups["model"]?.keys.contains { $0.hasPrefix("text_role_head.") } ?? false)
         if let snapshot {
             try loadPrefixed(snapshot.groups["model"] ?? [:])
-            try optimizer.loadStateDictionary(snapshot.groups["optimizer"] ?? [:])
-            if let ema { try ema.load(snapshot.groups["ema"] ?? [:]) }
-            generator = snapshot.state.makeGenerator()
-            step = snapshot.state.step
-            consumed = snapshot.state.dataPosition
-            previousSeconds = snapshot.state.trainingSeconds
+            source.restore(position: snapshot.state.dataPosition, state: snapshot.state.extra)
         }
     }
 
-    /// The dataset index of the `position`-th sample drawn: epochs are permutations of the dataset, each fixed by the
-    /// seed and the epoch number, so the order depends only on the position (resumable).
-    func datasetIndex(at position: Int) -> Int {
-        let n = dataset.items.count, epoch = position / n
-        if epochOrder?.epoch != epoch {
-            var order = Array(0..<n)
-            let shuffle = RandomGenerator(seed: config.seed &+ 0xDA7A &+ UInt64(epoch) &* 0x9E37_79B9)
-            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, shuffle.nextInt(below: i + 1)) }
-            epochOrder = (epoch, order)
+    /// The prepared copy of the dataset at `path` under `framing`: `path` itself when it is a prepared folder of these
+    /// models and framing, else the copy found by its key, else a new one prepared now.
+    static func preparedData(
+        _ path: String, framing: MediaFraming, preparer: DatasetPreparer, config: GokuTrainingConfig, runDirectory: URL,
+        showProgress: Bool
+    ) throws -> PreparedReader {
+        let url = URL(fileURLWithPath: path)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: url.appendingPathComponent(PreparedDataset.indexName).path) {
+            let reader = try PreparedReader(directory: url)
+            let identity = reader.manifest.identity
+            guard identity.vae == preparer.vaeIdentity, identity.textEncoder == preparer.textIdentity,
+                identity.framing == framing
+            else {
+                throw DatasetError.prepared(
+                    path: path, reason: "was prepared with another VAE, text encoder or framing than this run's "
+                        + "(framing \(identity.framing), the stage wants \(framing)): pass the dataset folder instead")
+            }
+            return reader
         }
-        return epochOrder!.order[position % n]
+        let manifestURL = url.appendingPathComponent(DatasetFolder.manifestName)
+        let manifest: Data
+        do { manifest = try Data(contentsOf: manifestURL) } catch {
+            throw DatasetError.io(path: manifestURL.path, reason: "not a dataset folder: cannot read its manifest.jsonl")
+        }
+        let key = preparer.identity(manifestBytes: manifest, framing: framing).key
+        var candidates = [config.preparedRoot.map { URL(fileURLWithPath: $0).appendingPathComponent(key) }
+            ?? DatasetPreparer.defaultLocation(dataset: url, key: key)]
+        candidates.append(runDirectory.appendingPathComponent("prepared").appendingPathComponent(key))
+        for candidate in candidates {
+            if let reader = try? PreparedReader(directory: candidate), reader.manifest.key == key { return reader }
+        }
+        let folder = try DatasetFolder(
+            directory: url, options: .init(requireCaptions: true, skipBad: config.skipBadRows, framing: framing))
+        if !folder.skipped.isEmpty {
+            FileHandle.standardError.write(Data("\(path): skipped \(folder.skipped.count) bad rows of \(folder.skipped.count + folder.rows.count)\n".utf8))
+        }
+        // The dataset's own .prepared folder when it can be written, else the run folder's.
+        let output = candidates.first { Self.isWritable($0) } ?? candidates.last!
+        return try preparer.prepare(folder, framing: framing, output: output, showProgress: showProgress)
     }
 
-    /// One optimizer step on the next packed batch.
-    @discardableResult
-    public func trainStep() throws -> GokuStepLosses {
+    /// Whether `folder` exists and can be written, or can be created.
+    static func isWritable(_ folder: URL) -> Bool {
+        var url = folder
+        while !FileManager.default.fileExists(atPath: url.path) && url.path != "/" { url.deleteLastPathComponent() }
+        return FileManager.default.isWritableFile(atPath: url.path)
+    }
+
+    /// The states of an encoding's real tokens, (Ltext, D).
+    static func trimmed(_ encoded: (states: Tensor, mask: [Bool])) -> Tensor {
+        encoded.states.slice(axis: 0, 0, encoded.mask.filter { $0 }.count)
+    }
+
+    /// Forward and backward of one step on the next packed batch (the loop clips, updates and averages).
+    public func computeGradients(step: Int) throws -> [String: Double] {
         transformer.setTraining(true)
         text.encoder.model.setTraining(trainsText)
-        for (_, p) in optimized { p.grad = nil }
-        let items = (0..<config.samplesPerStep).map { dataset.items[datasetIndex(at: consumed + $0)] }
-        consumed += items.count
+        let items = try source.nextBatch(step: step)
+        let generator = loop.generator
 
         let captions = items.map { config.captionDropout > 0 && Double(generator.nextUniform()) < config.captionDropout ? "" : $0.caption }
-        let encoded = text.encodeBatch(captions, differentiable: trainsText)
-        let conditions = text.perCaption(encoded)
-        let roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
-        var samples: [GokuSample] = [], targets: [Tensor] = []
+        var conditions: [(states: Tensor, mask: [Bool]?)]
+        var roleLoss: Tensor?
+        if let empty = emptyCaptionStates, items.allSatisfy({ $0.textStates != nil }) {
+            conditions = zip(items, captions).map { item, caption in (caption.isEmpty ? empty : item.textStates!, nil) }
+        } else {
+            let encoded = text.encodeBatch(captions, differentiable: trainsText)
+            conditions = text.perCaption(encoded).map { ($0.states, $0.mask) }
+            roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
+        }
+        var samples: [GokuSample] = [], targets: [Tensor] = [], clean: [Tensor] = []
         let weighting = config.foregroundLossWeight > 0
             ? ForegroundWeighting(extraWeight: config.foregroundLossWeight, threshold: config.foregroundThreshold) : nil
         let times = config.timesteps.sample(count: items.count, generator: generator)
         for (i, item) in items.enumerated() {
-            let x1 = item.latent
+            var x1 = item.latent
+            if let std = item.latentStd { x1 = x1 + std * Tensor.randn(x1.shape, generator: generator) }
+            clean.append(x1)
             let noise = Tensor.randn(x1.shape, generator: generator)
             var first: Tensor?
             if transformer.config.imageConditioning && !item.isImage
@@ -195,16 +272,16 @@ public final class GokuTrainer {
             targets.append(target)
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
-        let prediction = MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) { transformer(batch) }
+        let prediction = MixedPrecision.with(config.precision.mode) { transformer(batch) }
         let predictions = batch.unpack(prediction)
         let loss: Tensor
         if let weighting {
             // The model's estimate of x1 from a flow prediction: x_t + (1 − t)·v̂ (values only, not recorded).
-            let fromEstimate = config.foregroundOf == "dataOrEstimate" && ddpm == nil
+            let fromEstimate = config.foregroundOf == .dataOrEstimate && ddpm == nil
             let weights = items.indices.map { i in
                 let estimate = fromEstimate
                     ? Autograd.inference { samples[i].latent + predictions[i].detached() * (1 - samples[i].timestep) } : nil
-                return weighting.weights(for: items[i].latent, estimate: estimate)
+                return weighting.weights(for: clean[i], estimate: estimate)
             }
             loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
         } else {
@@ -215,16 +292,21 @@ public final class GokuTrainer {
         } else {
             loss.backward()
         }
-        let value = Double(loss.item())
-        guard value.isFinite else { throw GokuPipelineError.invalidOption(option: "learningRate", reason: "training diverged at step \(step) (loss \(value))") }
-        let trained = optimized.map(\.tensor).filter(\.requiresGrad)
-        let norm = config.clipNorm > 0 ? GradientClipping.clipGlobalNorm(trained, maxNorm: config.clipNorm) : 0
-        optimizer.options.learningRate = schedule(step)
-        optimizer.update()
-        ema?.update(step: step)
-        step += 1
+        var metrics = ["loss": Double(loss.item()), "tokens": Double(batch.layout.tokenCount), "samples": Double(items.count)]
+        metrics["text_role_loss"] = roleLoss.map { Double($0.item()) }
+        return metrics
+    }
+
+    /// The data position and stage state saved beside the weights.
+    public func runState() -> [String: String] { source.runState() }
+
+    /// One optimizer step on the next packed batch.
+    @discardableResult
+    public func trainStep() throws -> GokuStepLosses {
+        let metrics = try loop.trainStep(self)
         return GokuStepLosses(
-            loss: value, gradientNorm: norm, tokens: batch.layout.tokenCount, textRoleLoss: roleLoss.map { Double($0.item()) })
+            loss: metrics["loss"]!, gradientNorm: metrics["grad_norm"]!, tokens: Int(metrics["tokens"]!),
+            textRoleLoss: metrics["text_role_loss"])
     }
 
     /// Runs the caption-role phase (`CaptionRolePretraining`) when the role objective starts with this run; the EMA
@@ -236,8 +318,8 @@ public final class GokuTrainer {
         phase.anchorWeight = config.textRoleAnchorWeight
         phase.reinitialize = config.textRoleReinitialize
         let bar = ProgressBar(total: phase.steps, label: "text roles", output: output, interactive: showProgress ? nil : false)
-        let report = try phase.run(text: text, objective: roleObjective, captions: dataset.items.map(\.caption), progress: bar)
-        ema?.restart { $0.hasPrefix("text_encoder.") }
+        let report = try phase.run(text: text, objective: roleObjective, captions: source.captions, progress: bar)
+        loop.ema?.restart { $0.hasPrefix("text_encoder.") }
         rolePretrainingPending = false
         return report
     }
@@ -250,55 +332,37 @@ public final class GokuTrainer {
                 format: "text roles: loss %.4f, anchor %.4f, object words' roles %.1f%% right\n",
                 report.roleLoss, report.anchor, 100 * report.objectWordAccuracy).utf8))
         }
-        let log = try self.log ?? MetricsLog(url: runDirectory.appendingPathComponent("metrics.jsonl"), resumingAt: step)
-        self.log = log
-        let bar = ProgressBar(total: config.steps, label: "train", output: output, interactive: showProgress ? nil : false)
-        bar.resume(at: step)
-        let start = Date()
-        var tokensSeen = 0
-        while step < config.steps {
-            let stepStart = Date()
-            let losses = try trainStep()
-            tokensSeen += losses.tokens
-            let seconds = Date().timeIntervalSince(stepStart)
-            var record = [
-                "loss": losses.loss, "grad_norm": losses.gradientNorm, "lr": optimizer.options.learningRate,
-                "tokens": Double(losses.tokens), "step_seconds": seconds,
-            ]
-            record["text_role_loss"] = losses.textRoleLoss
-            log.append(step: step, record)
-            bar.update(completed: step, metrics: [("loss", losses.loss), ("tok/s", Double(tokensSeen) / Date().timeIntervalSince(start))])
-            if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && step < config.steps {
-                try store.save(snapshot(seconds: previousSeconds + Date().timeIntervalSince(start)))
+        var announced = -1
+        try loop.run(self, showProgress: showProgress, output: output) { step in
+            guard let staged = self.source as? StagedBatchSource else { return }
+            let stage = staged.stageIndex(step: step)
+            if stage != announced {
+                announced = stage
+                let s = self.config.stages[stage]
+                output.write(Data("stage \(stage + 1)/\(self.config.stages.count) '\(s.name)' from step \(step): \(staged.data[stage].samples.count) samples, \(s.tokenBudget) tokens a step, at most \(s.maxSide) px\n".utf8))
             }
+        } export: {
+            try export(to: runDirectory.appendingPathComponent("model"))
         }
-        bar.finish()
-        try store.saveNow(snapshot(seconds: previousSeconds + Date().timeIntervalSince(start)))
-        try export(to: runDirectory.appendingPathComponent("model"))
     }
 
     /// Writes a model folder with the EMA weights (the raw ones when there is no EMA), the transformer and VAE in
-    /// bfloat16 by default (the shipped model must stay under 50 MB).
+    /// bfloat16 by default (the shipped model must stay under 50 MB). Its default size and length for generation are
+    /// the Shapes data's, or those of the last stage's cap.
     public func export(to folder: URL, weightsDType: DType? = .bfloat16) throws {
-        let raw = Autograd.inference { parameters.map { $0.tensor.detached().copy() } }
-        if let ema { ema.copy(to: parameters) }
-        defer { for (p, r) in zip(parameters, raw) { p.tensor.assign(r) } }
+        var frames = config.data.frames, width = config.data.width, height = config.data.height
+        if let last = config.stages.last {
+            let multiple = vae.config.spatialCompression * transformer.config.patchSize[1]
+            width = last.maxSide / multiple * multiple
+            height = width
+            frames = last.kinds == .images ? 1 : last.maxFrames
+        }
         let index = GokuModelIndex(
-            frames: config.data.frames, width: config.data.width, height: config.data.height,
-            maxTextLength: config.maxTextLength, sampling: config.sampling)
-        let bundle = try GokuModelBundle(index: index, transformer: transformer, vae: vae, text: text)
-        try bundle.save(to: folder, weightsDType: weightsDType)
-    }
-
-    private func snapshot(seconds: Double) throws -> TrainingSnapshot {
-        var groups: [String: [String: Tensor]] = [
-            "model": Dictionary(uniqueKeysWithValues: optimized.map { ($0.key, $0.tensor) }),
-            "optimizer": optimizer.stateDictionary(),
-        ]
-        if let ema { groups["ema"] = ema.shadow }
-        return TrainingSnapshot(
-            groups: groups,
-            state: TrainingState(step: step, generator: generator, dataPosition: consumed, trainingSeconds: seconds))
+            frames: frames, width: width, height: height, maxTextLength: config.maxTextLength, sampling: config.sampling)
+        try loop.withExportWeights {
+            let bundle = try GokuModelBundle(index: index, transformer: transformer, vae: vae, text: text)
+            try bundle.save(to: folder, weightsDType: weightsDType)
+        }
     }
 
     private func loadPrefixed(_ tensors: [String: Tensor]) throws {

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import GokuModel
 import Optim
@@ -26,13 +27,23 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var textEncoder: T5Config?
     /// Captions are tokenised to this many tokens.
     public var maxTextLength = 24
-    /// The generated training data.
+    /// Training on dataset folders: the stages, in order (`TrainingStage`: mixture, token budget, framing, schedule).
+    /// Empty: the Shapes recipe's generated data below (`data`, `datasetSize`, `samplesPerStep`).
+    public var stages: [TrainingStage] = []
+    /// How a prepared latent becomes x1: the posterior's mode (its mean, the default) or a draw from it.
+    public var latentSampling = LatentSampling.mode
+    /// Manifest rows that cannot be used are skipped and counted (true) or stop the run before it starts (false).
+    public var skipBadRows = false
+    /// Where datasets are prepared when no prepared copy matches: nil puts each in `<dataset>/.prepared/<key>` (or,
+    /// when that folder cannot be written, in `<run>/prepared/<key>`).
+    public var preparedRoot: String?
+    /// The generated training data (Shapes recipe, when `stages` is empty).
     public var data = ShapesTrainingData()
     /// Distinct training samples; their VAE latents are computed once and cached in the run folder.
     public var datasetSize = 4096
-    /// Samples packed into one sequence per step (images and videos mixed, Patch n' Pack).
+    /// Samples packed into one sequence per step (images and videos mixed, Patch n' Pack; Shapes recipe).
     public var samplesPerStep = 8
-    /// Optimizer steps.
+    /// Optimizer steps of the whole run (with stages: the last stage runs until here).
     public var steps = 10000
     /// Peak learning rate.
     public var learningRate = 3e-4
@@ -47,10 +58,10 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// EMA decay of the exported weights (0: export the raw weights), with warm-up: update n uses
     /// min(decay, (1 + n) / (10 + n)) (`ExponentialMovingAverage.warmedUpDecay`).
     public var emaDecay = 0.999
-    /// "flow" (rectified flow, the paper's) or "ddpm" (ε-prediction baseline).
-    public var objective = "flow"
-    /// β schedule of the DDPM baseline: "linear" or "cosine".
-    public var ddpmSchedule = "linear"
+    /// Rectified flow (the paper's) or the DDPM ε-prediction baseline.
+    public var objective = TrainingObjective.flow
+    /// β schedule of the DDPM baseline.
+    public var ddpmSchedule = DDPMScheduleKind.linear
     /// How flow times are drawn.
     public var timesteps: TimestepDistribution = .logitNormal(mean: 0, std: 1)
     /// Shift drawn times by the sample's token count (`TimestepShift`), as sampling does.
@@ -62,7 +73,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// Precision of the transformer's matrix products in training: "fp32", or "bf16" (bfloat16 operands, Float32
     /// accumulation, master weights and optimizer state; see `MixedPrecision`). Sampling and export are Float32. A
     /// resumed run may switch it (for example, continuing an fp32 run in bf16).
-    public var precision = "fp32"
+    public var precision = TrainingPrecision.fp32
     /// Weight of the text encoder's auxiliary caption-role loss (`CaptionRoleObjective`) beside the flow loss; 0
     /// disables it. Only for a text encoder trained jointly (`textEncoderFolder` nil). A resumed run may turn it on:
     /// the head starts fresh when the checkpoint has none.
@@ -82,10 +93,10 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var foregroundLossWeight = 0.0
     /// The distance from a latent frame's median vector (RMS over channels) above which a position is foreground.
     public var foregroundThreshold = 0.15
-    /// Whose objects weigh more: "dataOrEstimate" (the data's and those of the model's estimate of the clean latent, so
-    /// drawing an object where there is none costs what missing one does; flow objective) or "data" (the data's only,
+    /// Whose objects weigh more: `dataOrEstimate` (the data's and those of the model's estimate of the clean latent, so
+    /// drawing an object where there is none costs what missing one does; flow objective) or `data` (the data's only,
     /// which was measured to teach the model to draw extra objects).
-    public var foregroundOf = "dataOrEstimate"
+    public var foregroundOf = ForegroundSource.dataOrEstimate
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -127,13 +138,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
         try check(warmupSteps >= 0 && weightDecay >= 0 && clipNorm >= 0, "warmupSteps", "warmupSteps, weightDecay and clipNorm must be ≥ 0")
         try check((0..<1).contains(emaDecay), "emaDecay", "must be in [0, 1)")
-        try check(objective == "flow" || objective == "ddpm", "objective", "'\(objective)' (flow or ddpm)")
-        try check(MixedPrecision.Mode(name: precision) != nil, "precision", "'\(precision)' (\(MixedPrecision.Mode.names.joined(separator: " or ")))")
-        try check(ddpmSchedule == "linear" || ddpmSchedule == "cosine", "ddpmSchedule", "'\(ddpmSchedule)' (linear or cosine)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
         try check(foregroundLossWeight >= 0 && foregroundLossWeight.isFinite, "foregroundLossWeight", "must be ≥ 0")
         try check(foregroundThreshold >= 0 && foregroundThreshold.isFinite, "foregroundThreshold", "must be ≥ 0")
-        try check(foregroundOf == "data" || foregroundOf == "dataOrEstimate", "foregroundOf", "'\(foregroundOf)' (data or dataOrEstimate)")
         try check(textRoleLossWeight >= 0 && textRoleLossWeight.isFinite, "textRoleLossWeight", "must be ≥ 0")
         try check(textRolePretrainSteps >= 0, "textRolePretrainSteps", "must be ≥ 0")
         try check(textRoleAnchorWeight >= 0 && textRoleAnchorWeight.isFinite, "textRoleAnchorWeight", "must be ≥ 0")
@@ -141,6 +148,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(textRoleLossWeight == 0 || textEncoderFolder == nil, "textRoleLossWeight",
             "needs a text encoder trained jointly (no textEncoderFolder)")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")
+        for (i, stage) in stages.enumerated() { try stage.validate(index: i) }
+        try check(foregroundLossWeight == 0 || stages.isEmpty, "foregroundLossWeight",
+            "is tuned for the Shapes recipe's black frames; not for dataset folders")
         try check((data.frames - 1) % 4 == 0, "data.frames", "\(data.frames) is not 1 + 4k")
         try check(data.width % 16 == 0 && data.height % 16 == 0, "data.width", "\(data.width)x\(data.height) must be multiples of 16")
         try check((0...1).contains(data.imageFraction), "data.imageFraction", "must be in [0, 1]")
@@ -163,7 +173,8 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         for (key, value) in object { merged[key] = value }
         let config: GokuTrainingConfig
         do {
-            config = try JSONDecoder().decode(GokuTrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+            config = try ConfigFile.decode(
+                GokuTrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged), file: url.path)
         } catch {
             throw GokuPipelineError.invalidOption(option: url.path, reason: "\(error)")
         }
@@ -185,4 +196,47 @@ public struct ShapesTrainingData: Codable, Equatable, Sendable {
 
     /// The defaults: 64×64, 17 frames, 30% images.
     public init() {}
+}
+
+/// The training objective.
+public enum TrainingObjective: String, Codable, Sendable, CaseIterable {
+    /// Rectified flow: x_t = t·x1 + (1 − t)·x0, target x1 − x0 (the paper's).
+    case flow
+    /// The DDPM ε-prediction baseline with the same model and data.
+    case ddpm
+}
+
+/// The β schedule of the DDPM baseline.
+public enum DDPMScheduleKind: String, Codable, Sendable, CaseIterable {
+    /// Linear β (Ho et al.).
+    case linear
+    /// Cosine ᾱ (Nichol and Dhariwal).
+    case cosine
+}
+
+/// The precision of the transformer's matrix products in training.
+public enum TrainingPrecision: String, Codable, Sendable, CaseIterable {
+    /// Float32 products.
+    case fp32
+    /// bfloat16 operands with Float32 accumulation (`MixedPrecision.bfloat16`).
+    case bf16
+
+    /// The engine's mode.
+    public var mode: MixedPrecision.Mode { MixedPrecision.Mode(name: rawValue)! }
+}
+
+/// Whose foreground the Shapes recipe's loss weighting follows.
+public enum ForegroundSource: String, Codable, Sendable, CaseIterable {
+    /// The data's objects only.
+    case data
+    /// The data's and those of the model's estimate of the clean latent.
+    case dataOrEstimate
+}
+
+/// How a prepared latent (a VAE posterior) becomes the clean sample x1 of a step.
+public enum LatentSampling: String, Codable, Sendable, CaseIterable {
+    /// The posterior's mean (deterministic; what the Shapes recipe trains on).
+    case mode
+    /// A draw mean + std·ε from the training generator (a little augmentation, as CogVideoX's trainers do).
+    case posterior
 }

@@ -1,4 +1,5 @@
 import Curation
+import Datasets
 import Foundation
 import TestSupport
 import GRDB
@@ -114,14 +115,14 @@ final class CurationPipelineTests: XCTestCase {
         let lines = try String(contentsOf: dataset.appendingPathComponent("manifest.jsonl"), encoding: .utf8)
             .split(separator: "\n")
         XCTAssertEqual(lines.count, 4)
-        let entry = try JSONDecoder().decode(CurationExport.Entry.self, from: Data(lines[0].utf8))
+        let entry = try JSONDecoder().decode(ManifestEntry.self, from: Data(lines[0].utf8))
         let info = try VideoIO.probe(dataset.appendingPathComponent(entry.file))
         XCTAssertEqual(info.codec, "h264")
         XCTAssertEqual(info.width, 320)
         XCTAssertEqual(entry.width, 320)
         XCTAssertEqual(entry.height, 240)
         XCTAssertEqual(info.duration, 2.5, accuracy: 0.1)
-        XCTAssertNotNil(entry.scores["motion"])
+        XCTAssertNotNil(entry.scores?["motion"])
         XCTAssertEqual(entry.frames, try VideoIO.decodeFrames(dataset.appendingPathComponent(entry.file)).count)
         // A second export keeps the clips already written and reports the same entries.
         XCTAssertEqual(try CurationExport.export(index: index, to: dataset), entries)

@@ -5,5 +5,5 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Write datasets to disk.",
-        subcommands: [DataShapes.self, DataPrompts.self])
+        subcommands: [DataShapes.self, DataPrepare.self, DataPrompts.self])
 }

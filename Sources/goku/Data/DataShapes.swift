@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Foundation
 import Media
 import ShapesDataset
@@ -56,7 +57,7 @@ struct DataShapes: ParsableCommand {
         let directory = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let digits = max(5, String(count - 1).count)
-        var entries = [ManifestEntry?](repeating: nil, count: count)
+        var entries = [(ManifestEntry, SceneAttributes)?](repeating: nil, count: count)
         var failures = [String?](repeating: nil, count: count)
         let start = Date()
         let chunk = max(1, Parallel.threadCount * 8)
@@ -89,12 +90,12 @@ struct DataShapes: ParsableCommand {
                 terminator: done == count ? "\n" : "")
             fflush(stdout)
         }
-        try MediaDataset.writeManifest(entries.map { $0! }, to: directory)
-        print("wrote \(count) samples and \(MediaDataset.manifestName) to \(directory.path)")
+        try ShapesManifest.write(entries.map { $0!.0 }, attributes: entries.map { $0!.1 }, to: directory)
+        print("wrote \(count) samples and \(DatasetFolder.manifestName) to \(directory.path)")
     }
 
     /// Renders and writes sample `index`; returns its manifest entry.
-    func write(_ index: Int, generator: ShapesGenerator, digits: Int, to directory: URL) throws -> ManifestEntry {
+    func write(_ index: Int, generator: ShapesGenerator, digits: Int, to directory: URL) throws -> (ManifestEntry, SceneAttributes) {
         let sample = generator.sample(at: index)
         let name = String(repeating: "0", count: max(0, digits - String(index).count)) + String(index)
         let file = name + (sample.isImage ? ".png" : ".gif")
@@ -104,8 +105,9 @@ struct DataShapes: ParsableCommand {
         } else {
             try VideoFile.write(sample.video, to: url, framesPerSecond: fps)
         }
-        return ManifestEntry(
-            file: file, caption: sample.caption, attributes: sample.attributes, frames: sample.video.shape[1],
-            width: generator.width, height: generator.height)
+        let entry = ManifestEntry(
+            file: file, caption: sample.caption, width: generator.width, height: generator.height,
+            frames: sample.video.shape[1], fps: sample.isImage ? nil : fps)
+        return (entry, sample.attributes)
     }
 }

@@ -3,15 +3,16 @@ import Foundation
 import GokuPipeline
 import TensorCore
 
-/// `goku train --config FILE --output DIR`: trains the Goku transformer on cached Shapes latents; resumes a run
-/// found in the output folder and exports `DIR/model` at the end.
+/// `goku train --config FILE --output DIR [--data DIR,…]`: trains the Goku transformer, on dataset folders in stages
+/// or on the Shapes recipe's data; resumes a run found in the output folder and exports `DIR/model` at the end.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the Goku transformer (joint image + video, packed); resumes the run in --output.",
         discussion: """
-            The config is a JSON file of GokuTrainingConfig fields; vaeFolder is required (a trained VAE, e.g. from
-            goku vae train). The run folder gets run.json, metrics.jsonl, latents/, checkpoints/ and, at the end,
+            The config is a JSON file of GokuTrainingConfig fields; vaeFolder is required. With "stages", the run trains
+            on dataset folders (manifest.jsonl + media), preparing each one the first time (goku data prepare); --data
+            replaces every stage's datasets. The run folder gets run.json, metrics.jsonl, checkpoints/ and, at the end,
             model/ (a complete model folder for goku generate --model).
             """)
 
@@ -21,6 +22,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder.")
     var output: String
 
+    @Option(help: "Dataset folders (comma-separated; dataset or prepared folders), replacing every stage's datasets.")
+    var data: String?
+
     @Option(help: "Override the config's step count (a resumed run may be extended).")
     var steps: Int?
 
@@ -29,6 +33,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Override the config's textRoleLossWeight: the weight of the text encoder's caption-role loss (a resumed run may turn it on).")
     var textRoleLoss: Double?
+
+    @Flag(help: "Skip manifest rows that cannot be used (missing or undecodable files, empty captions) and count them.")
+    var skipBad = false
 
     @Flag(help: "Only export the newest checkpoint to OUTPUT/model, without training.")
     var exportOnly = false
@@ -40,8 +47,25 @@ struct TrainCommand: ParsableCommand {
         if let threads { Parallel.threadCount = threads }
         var trainingConfig = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
         if let steps { trainingConfig.steps = steps }
-        if let precision { trainingConfig.precision = precision }
+        if let precision {
+            guard let value = TrainingPrecision(rawValue: precision) else {
+                throw ValidationError("--precision must be fp32 or bf16, not '\(precision)'")
+            }
+            trainingConfig.precision = value
+        }
         if let textRoleLoss { trainingConfig.textRoleLossWeight = textRoleLoss }
+        if skipBad { trainingConfig.skipBadRows = true }
+        if let data {
+            let folders = data.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+            guard !folders.isEmpty else { throw ValidationError("--data names no folder") }
+            guard !trainingConfig.stages.isEmpty else {
+                throw ValidationError("--data needs a config with stages (e.g. configs/tiny-folder.json); \(config) trains the Shapes recipe")
+            }
+            for i in trainingConfig.stages.indices {
+                trainingConfig.stages[i].datasets = folders.map { DatasetMixtureEntry(path: $0) }
+            }
+        }
+        try trainingConfig.validate()
         let runURL = URL(fileURLWithPath: output)
         let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL)
         if exportOnly {
@@ -50,7 +74,7 @@ struct TrainCommand: ParsableCommand {
             return
         }
         if trainer.step > 0 { print("resuming \(output) at step \(trainer.step) of \(trainingConfig.steps)") }
-        print("transformer: \(trainer.transformer.parameterCount) parameters; text encoder: \(trainer.text.encoder.model.parameterCount); \(trainer.dataset.items.count) cached samples")
+        print("transformer: \(trainer.transformer.parameterCount) parameters; text encoder: \(trainer.text.encoder.model.parameterCount); \(trainer.sampleCount) training samples")
         try trainer.run()
         print("model written to \(runURL.appendingPathComponent("model").path)")
     }

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Media
 import ShapesDataset
@@ -5,8 +6,8 @@ import TensorCore
 import TestSupport
 import XCTest
 
-/// Manifest folders: written, read back, and rejected when malformed.
-final class MediaDatasetTests: XCTestCase {
+/// Shapes folders: written as dataset folders with the recipe's ground truth, read back by the generic reader.
+final class ShapesManifestTests: XCTestCase {
     var directory: URL!
 
     override func setUpWithError() throws {
@@ -18,47 +19,40 @@ final class MediaDatasetTests: XCTestCase {
 
     func testWriteAndReadBack() throws {
         let g = try ShapesGenerator(seed: 2, width: 32, height: 24, frames: 5, imageFraction: 0.5)
-        var entries: [ManifestEntry] = []
+        var entries: [ManifestEntry] = [], attributes: [SceneAttributes?] = []
         var videos: [Tensor] = []
         for i in 0..<6 {
             let s = g.sample(at: i)
             let file = "\(i)" + (s.isImage ? ".png" : ".gif")
             try VideoFile.write(s.video, to: directory.appendingPathComponent(file), framesPerSecond: 8)
-            entries.append(
-                ManifestEntry(
-                    file: file, caption: s.caption, attributes: s.attributes, frames: s.video.shape[1], width: 32,
-                    height: 24))
+            entries.append(ManifestEntry(file: file, caption: s.caption, width: 32, height: 24, frames: s.video.shape[1]))
+            attributes.append(s.attributes)
             videos.append(s.video)
         }
-        try MediaDataset.writeManifest(entries, to: directory)
-        let dataset = try MediaDataset(directory: directory)
-        XCTAssertEqual(dataset.entries, entries)
-        for i in 0..<6 {
-            // Files hold 8-bit pixels: within half a level of the rendered values.
-            expectClose(try dataset.load(i), videos[i], rtol: 0, atol: 0.5 / 127.5 + 1e-6, "sample \(i)")
+        attributes[3] = nil
+        try ShapesManifest.write(entries, attributes: attributes, to: directory)
+        let folder = try DatasetFolder(directory: directory)
+        XCTAssertEqual(folder.rows.map(\.entry), entries)
+        let truth = try ShapesManifest.attributes(in: directory)
+        XCTAssertEqual(truth.count, 5)
+        for i in 0..<6 { XCTAssertEqual(truth[i + 1], attributes[i]) }
+        for (i, row) in folder.rows.enumerated() {
+            // The files hold 8-bit pixels; read through FFmpeg at their own size: within half a level (GIF frames
+            // are exact palette colours).
+            let clip = try MediaFraming(maxSide: 64, multiple: 8, framesPerSecond: nil, maxFrames: 5)
+                .load(folder.url(of: row), info: row.info)
+            XCTAssertEqual(clip.shape, [3, videos[i].shape[1], 24, 32])
+            expectClose(clip, videos[i], rtol: 0, atol: 0.5 / 127.5 + 1e-6, "sample \(i)")
         }
     }
 
-    func testBadManifestsNameTheLine() throws {
-        let url = directory.appendingPathComponent(MediaDataset.manifestName)
-        let good = #"{"caption":"a small red circle","file":"0.png","frames":1,"height":8,"width":8}"#
-        for (bad, fragment) in [
-            (#"{"caption":"x","file":"0.png"}"#, "not a manifest entry"),
-            (#"{"caption":"x","file":"../0.png","frames":1,"height":8,"width":8}"#, "relative path"),
-            (#"{"caption":"x","file":"0.png","frames":0,"height":8,"width":8}"#, "positive"),
-            ("not json", "not a manifest entry"),
-        ] {
-            try Data((good + "\n" + bad + "\n").utf8).write(to: url)
-            XCTAssertThrowsError(try MediaDataset(directory: directory)) { error in
-                XCTAssertTrue("\(error)".contains("manifest.jsonl:2") && "\(error)".contains(fragment), "\(error)")
-            }
+    func testBadAttributesNameTheLine() throws {
+        let url = directory.appendingPathComponent(DatasetFolder.manifestName)
+        let good = #"{"caption":"a small red circle","file":"0.png"}"#
+        try Data((good + "\n" + #"{"caption":"x","file":"1.png","attributes":{"objects":[]}}"# + "\n").utf8).write(to: url)
+        XCTAssertThrowsError(try ShapesManifest.attributes(in: directory)) { error in
+            XCTAssertTrue("\(error)".contains("manifest.jsonl:2"), "\(error)")
         }
-        try Data((good + "\n").utf8).write(to: url)
-        let dataset = try MediaDataset(directory: directory)
-        XCTAssertNil(dataset.entries[0].attributes)
-        XCTAssertThrowsError(try dataset.load(0)) { XCTAssertTrue("\($0)".contains("0.png"), "\($0)") }
-        try ImageFile.write(Tensor.zeros([3, 4, 8]), to: directory.appendingPathComponent("0.png"))
-        XCTAssertThrowsError(try dataset.load(0)) { XCTAssertTrue("\($0)".contains("decodes to"), "\($0)") }
     }
 }
 

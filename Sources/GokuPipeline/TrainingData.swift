@@ -1,0 +1,195 @@
+import Datasets
+import Foundation
+import TensorCore
+
+/// One clean training example as the step sees it.
+struct TrainingExample {
+    /// The scaled latent x1 (C, T, h, w), or the posterior mean when `latentStd` is set.
+    var latent: Tensor
+    /// The posterior's standard deviation, when the step draws x1 from the posterior.
+    var latentStd: Tensor?
+    /// The caption.
+    var caption: String
+    /// The frozen text encoder's states of the caption's tokens (Ltext, D), when prepared.
+    var textStates: Tensor?
+    /// Whether it is an image (one latent frame).
+    var isImage: Bool { latent.shape[1] == 1 }
+}
+
+/// Where `GokuTrainer` takes each step's examples from, by data position, so a resumed run takes the same ones.
+protocol TrainingBatchSource: AnyObject {
+    /// The examples of step `step`; advances the position.
+    func nextBatch(step: Int) throws -> [TrainingExample]
+    /// The position after the last batch taken (saved as `TrainingState.dataPosition`).
+    var position: Int { get }
+    /// Further position state (saved in `TrainingState.extra`).
+    func runState() -> [String: String]
+    /// Continues from a saved position.
+    func restore(position: Int, state: [String: String])
+    /// Every caption of the training data (for the text encoder's caption-role phase).
+    var captions: [String] { get }
+    /// Samples available.
+    var sampleCount: Int { get }
+}
+
+/// The Shapes recipe's data: the cached latents of `LatentDataset`, `samplesPerStep` a step, each epoch a
+/// permutation fixed by the seed and the epoch number.
+final class ShapesBatchSource: TrainingBatchSource {
+    let dataset: LatentDataset
+    let samplesPerStep: Int
+    let seed: UInt64
+    private(set) var position: Int
+    /// The shuffled order of the current epoch (recomputed only when the epoch changes).
+    private var epochOrder: (epoch: Int, order: [Int])?
+
+    init(dataset: LatentDataset, samplesPerStep: Int, seed: UInt64) {
+        self.dataset = dataset
+        self.samplesPerStep = samplesPerStep
+        self.seed = seed
+        position = 0
+    }
+
+    var captions: [String] { dataset.items.map(\.caption) }
+    var sampleCount: Int { dataset.items.count }
+    func runState() -> [String: String] { [:] }
+    func restore(position: Int, state: [String: String]) { self.position = position }
+
+    /// The dataset index of the `position`-th sample drawn.
+    func datasetIndex(at position: Int) -> Int {
+        let n = dataset.items.count, epoch = position / n
+        if epochOrder?.epoch != epoch {
+            var order = Array(0..<n)
+            let shuffle = RandomGenerator(seed: seed &+ 0xDA7A &+ UInt64(epoch) &* 0x9E37_79B9)
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, shuffle.nextInt(below: i + 1)) }
+            epochOrder = (epoch, order)
+        }
+        return epochOrder!.order[position % n]
+    }
+
+    func nextBatch(step: Int) throws -> [TrainingExample] {
+        let items = (0..<samplesPerStep).map { dataset.items[datasetIndex(at: position + $0)] }
+        position += items.count
+        return items.map { TrainingExample(latent: $0.latent, caption: $0.caption) }
+    }
+}
+
+/// The data of a staged run on prepared dataset folders: per stage a `PackingSampler` over its mixture, walked batch
+/// by batch through a bounded prefetch queue.
+///
+/// Position: the stage, and within it the epoch and batch of the next batch (`TrainingState.extra`); `position`
+/// counts batches over the whole run. A step in a later stage than the current one starts that stage at its first
+/// batch.
+final class StagedBatchSource: TrainingBatchSource {
+    /// One stage's samples: (reader, sample index) pairs and the sampler over them.
+    struct StageData {
+        var samples: [(reader: PreparedReader, index: Int)]
+        var sampler: PackingSampler
+    }
+
+    let stages: [TrainingStage]
+    /// First step of each stage.
+    let starts: [Int]
+    let data: [StageData]
+    /// Batches prefetched ahead.
+    let prefetchDepth: Int
+    let posterior: Bool
+    private(set) var position: Int
+    private var stage: Int
+    private var next: BatchPosition
+    private var prefetcher: Prefetcher<(after: BatchPosition, examples: [TrainingExample])>?
+
+    /// A source over prepared `readers` (per stage, per dataset of its mixture).
+    /// - Throws: `DatasetError.invalidOption` when a stage has no sample of its kinds or a sample exceeds its budget.
+    init(
+        stages: [TrainingStage], readers: [[PreparedReader]], patchSize: [Int], seed: UInt64, posterior: Bool,
+        prefetchDepth: Int = 4
+    ) throws {
+        self.stages = stages
+        self.posterior = posterior
+        self.prefetchDepth = prefetchDepth
+        var starts: [Int] = [], step = 0
+        for s in stages {
+            starts.append(step)
+            step += s.steps
+        }
+        self.starts = starts
+        var data: [StageData] = []
+        for (number, (stage, stageReaders)) in zip(stages, readers).enumerated() {
+            var samples: [(PreparedReader, Int)] = [], items: [PackingSampler.Item] = []
+            for (mixture, reader) in zip(stage.datasets, stageReaders) {
+                for (i, sample) in reader.manifest.samples.enumerated() {
+                    switch stage.kinds {
+                    case .images where !sample.isImage, .videos where sample.isImage: continue
+                    default: break
+                    }
+                    samples.append((reader, i))
+                    items.append(PackingSampler.Item(tokens: sample.tokens(patchSize: patchSize), weight: mixture.weight * sample.weight))
+                }
+            }
+            guard !items.isEmpty else {
+                throw DatasetError.invalidOption(
+                    option: "stages[\(number)]", reason: "no sample of kind '\(stage.kinds.rawValue)' in its datasets")
+            }
+            do {
+                data.append(StageData(
+                    samples: samples,
+                    sampler: try PackingSampler(items: items, tokenBudget: stage.tokenBudget, seed: seed &+ UInt64(number))))
+            } catch let DatasetError.invalidOption(option, reason) {
+                throw DatasetError.invalidOption(option: "stages[\(number)].\(option)", reason: reason)
+            }
+        }
+        self.data = data
+        position = 0
+        stage = 0
+        next = BatchPosition()
+    }
+
+    var captions: [String] { data.flatMap { $0.samples.map { $0.reader.manifest.samples[$0.index].caption } } }
+    var sampleCount: Int { data.first?.samples.count ?? 0 }
+
+    /// The stage of step `step`: the last one started by then.
+    func stageIndex(step: Int) -> Int { starts.lastIndex { $0 <= step } ?? 0 }
+
+    /// Restores a saved position.
+    func restore(position: Int, state: [String: String]) {
+        self.position = position
+        stage = state["stage"].flatMap(Int.init) ?? 0
+        next = BatchPosition(epoch: state["epoch"].flatMap(Int.init) ?? 0, batch: state["batch"].flatMap(Int.init) ?? 0)
+        prefetcher = nil
+    }
+
+    func runState() -> [String: String] {
+        ["stage": "\(stage)", "epoch": "\(next.epoch)", "batch": "\(next.batch)"]
+    }
+
+    func nextBatch(step: Int) throws -> [TrainingExample] {
+        let wanted = stageIndex(step: step)
+        if wanted != stage {
+            stage = wanted
+            next = BatchPosition()
+            prefetcher = nil
+        }
+        if prefetcher == nil { prefetcher = startPrefetch() }
+        let batch = try prefetcher!.next()
+        next = batch.after
+        position += 1
+        return batch.examples
+    }
+
+    /// A prefetcher of the current stage's batches from `next` on.
+    private func startPrefetch() -> Prefetcher<(after: BatchPosition, examples: [TrainingExample])> {
+        let stageData = data[stage], posterior = self.posterior
+        var stream = BatchStream(sampler: stageData.sampler, position: next)
+        return Prefetcher(capacity: prefetchDepth) {
+            let (_, items) = stream.next()
+            let examples = try items.map { item -> TrainingExample in
+                let (reader, index) = stageData.samples[item]
+                let tensors = try reader.tensors(of: index)
+                return TrainingExample(
+                    latent: tensors.mean, latentStd: posterior ? tensors.std : nil,
+                    caption: reader.manifest.samples[index].caption, textStates: tensors.text)
+            }
+            return (stream.position, examples)
+        }
+    }
+}
