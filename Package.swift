@@ -169,7 +169,7 @@ let package = Package(
             name: "GokuPipelineTests",
             dependencies: [
                 "GokuPipeline", "GokuModel", "TextEncoder", "VideoVAE", "VAETraining", "ShapesDataset", "Datasets",
-                "VideoIO", "Curation", "TestSupport",
+                "VideoIO", "Curation", "Media", "Training", "TestSupport",
             ]),
     ],
     swiftLanguageModes: [.v5]

@@ -76,7 +76,8 @@ public final class GokuTrainer: TrainingTask {
         self.config = config
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        try RunConfigFile.checkOrWrite(config, in: runDirectory, mayChange: GokuTrainingConfig.changeableOnResume)
+        try RunConfigFile.checkOrWrite(
+            config, in: runDirectory, mayChange: GokuTrainingConfig.changeableOnResume, defaults: GokuTrainingConfig())
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
         vae = try VideoAutoencoder.load(from: vaeFolder)

@@ -12,9 +12,14 @@ public enum RunConfigFile {
     public static let fileName = "run.json"
 
     /// Writes `config` into a new run folder, or checks it against the one already there.
-    /// - Parameter mayChange: top-level keys, besides `steps`, that a resumed run may change.
+    /// - Parameters:
+    ///   - mayChange: top-level keys, besides `steps`, that a resumed run may change.
+    ///   - defaults: the config's defaults: a key that an older `run.json` lacks (a field added since) takes its
+    ///     default value, which is what that run trained with.
     /// - Throws: `RunConfigError` when the folder holds a run with another config or an unreadable `run.json`.
-    public static func checkOrWrite<C: Codable>(_ config: C, in folder: URL, mayChange: Set<String> = []) throws {
+    public static func checkOrWrite<C: Codable>(
+        _ config: C, in folder: URL, mayChange: Set<String> = [], defaults: C? = nil
+    ) throws {
         let free = mayChange.union(["steps"])
         let url = folder.appendingPathComponent(fileName)
         let encoder = JSONEncoder()
@@ -25,6 +30,9 @@ public enum RunConfigFile {
                 let current = try JSONSerialization.jsonObject(with: encoder.encode(config)) as? [String: Any]
             else { throw RunConfigError(file: url.path, reason: "unreadable run config") }
             for key in free where stored[key] == nil { stored[key] = current[key] }
+            if let defaults, let base = try JSONSerialization.jsonObject(with: encoder.encode(defaults)) as? [String: Any] {
+                for (key, value) in base where stored[key] == nil { stored[key] = value }
+            }
             guard let saved = try? JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: stored)) else {
                 throw RunConfigError(file: url.path, reason: "unreadable run config")
             }

@@ -209,7 +209,7 @@ final class GokuPipelineTests: XCTestCase {
         var config = tinyConfig(steps: 3)
         config.foregroundLossWeight = 4
         config.foregroundThreshold = 0.05
-        config.foregroundOf = "data"
+        config.foregroundOf = .data
         let data = try GokuTrainer(config: config, runDirectory: dataRun, showProgress: false)
         XCTAssertEqual(data.step, 2)
         let plainLoss = try plain.trainStep().loss, dataLoss = try data.trainStep().loss
@@ -220,13 +220,16 @@ final class GokuPipelineTests: XCTestCase {
             GokuTrainingConfig.self, from: Data(contentsOf: dataRun.appendingPathComponent("run.json")))
         XCTAssertEqual(stored.foregroundLossWeight, 4)
         XCTAssertEqual(stored.foregroundThreshold, 0.05)
-        XCTAssertEqual(stored.foregroundOf, "data")
+        XCTAssertEqual(stored.foregroundOf, .data)
 
-        config.foregroundOf = "dataOrEstimate"
+        config.foregroundOf = .dataOrEstimate
         let estimate = try GokuTrainer(config: config, runDirectory: estimateRun, showProgress: false)
         XCTAssertNotEqual(try estimate.trainStep().loss, dataLoss, accuracy: 1e-6 * dataLoss)
-        config.foregroundOf = "both"
-        XCTAssertThrowsError(try config.validate()) { error in XCTAssertTrue("\(error)".contains("foregroundOf"), "\(error)") }
+        let file = Self.folder.appendingPathComponent("foreground-both.json")
+        try Data(#"{"vaeFolder": "v", "foregroundOf": "both"}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try GokuTrainingConfig.read(from: file)) { error in
+            XCTAssertTrue("\(error)".contains("foregroundOf"), "\(error)")
+        }
     }
 
     /// Guidance limited to an interval of flow times: an interval holding every step's time is full guidance, one
