@@ -160,7 +160,7 @@ public final class GokuTrainer: TrainingTask {
             }
             source = try StagedBatchSource(
                 stages: config.stages, readers: readers, patchSize: modelConfig.patchSize, seed: config.seed &+ 0xDA7A,
-                posterior: config.latentSampling == .posterior)
+                posterior: config.latentSampling == .posterior, prefetchDepth: config.prefetchBatches)
             if !trainsText { emptyCaptionStates = Self.trimmed(text.encode([""])[0]) }
         }
 

@@ -34,6 +34,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var latentSampling = LatentSampling.mode
     /// Manifest rows that cannot be used are skipped and counted (true) or stop the run before it starts (false).
     public var skipBadRows = false
+    /// Prepared batches read ahead on a background thread; 0 holds every prepared sample in memory instead (for
+    /// small datasets; `goku bench data` measures streaming against it).
+    public var prefetchBatches = 4
     /// Where datasets are prepared when no prepared copy matches: nil puts each in `<dataset>/.prepared/<key>` (or,
     /// when that folder cannot be written, in `<run>/prepared/<key>`).
     public var preparedRoot: String?
@@ -115,7 +118,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public static let changeableOnResume: Set<String> = [
         "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
         "textRoleReinitialize", "timesteps", "shiftTimesteps", "foregroundLossWeight", "foregroundThreshold",
-        "foregroundOf", "sampling",
+        "foregroundOf", "sampling", "prefetchBatches", "skipBadRows", "preparedRoot",
     ]
 
     /// The defaults.
@@ -149,6 +152,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
             "needs a text encoder trained jointly (no textEncoderFolder)")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")
         for (i, stage) in stages.enumerated() { try stage.validate(index: i) }
+        try check(prefetchBatches >= 0, "prefetchBatches", "must be ≥ 0")
         try check(foregroundLossWeight == 0 || stages.isEmpty, "foregroundLossWeight",
             "is tuned for the Shapes recipe's black frames; not for dataset folders")
         try check((data.frames - 1) % 4 == 0, "data.frames", "\(data.frames) is not 1 + 4k")

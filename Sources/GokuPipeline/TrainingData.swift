@@ -90,8 +90,11 @@ final class StagedBatchSource: TrainingBatchSource {
     /// First step of each stage.
     let starts: [Int]
     let data: [StageData]
-    /// Batches prefetched ahead.
+    /// Batches prefetched ahead; 0 reads every sample into memory first (small datasets, and the reference the
+    /// streaming path is measured against).
     let prefetchDepth: Int
+    /// Per stage, every sample's example when held in memory.
+    private var resident: [[TrainingExample]]?
     let posterior: Bool
     private(set) var position: Int
     private var stage: Int
@@ -142,6 +145,17 @@ final class StagedBatchSource: TrainingBatchSource {
         position = 0
         stage = 0
         next = BatchPosition()
+        if prefetchDepth == 0 {
+            resident = try data.map { stageData in try stageData.samples.map { try Self.example($0.reader, $0.index, posterior: posterior) } }
+        }
+    }
+
+    /// Sample `index` of `reader` as an example.
+    static func example(_ reader: PreparedReader, _ index: Int, posterior: Bool) throws -> TrainingExample {
+        let tensors = try reader.tensors(of: index)
+        return TrainingExample(
+            latent: tensors.mean, latentStd: posterior ? tensors.std : nil, caption: reader.manifest.samples[index].caption,
+            textStates: tensors.text)
     }
 
     var captions: [String] { data.flatMap { $0.samples.map { $0.reader.manifest.samples[$0.index].caption } } }
@@ -169,6 +183,13 @@ final class StagedBatchSource: TrainingBatchSource {
             next = BatchPosition()
             prefetcher = nil
         }
+        if let resident {
+            var stream = BatchStream(sampler: data[stage].sampler, position: next)
+            let items = stream.next().items
+            next = stream.position
+            position += 1
+            return items.map { resident[stage][$0] }
+        }
         if prefetcher == nil { prefetcher = startPrefetch() }
         let batch = try prefetcher!.next()
         next = batch.after
@@ -182,13 +203,7 @@ final class StagedBatchSource: TrainingBatchSource {
         var stream = BatchStream(sampler: stageData.sampler, position: next)
         return Prefetcher(capacity: prefetchDepth) {
             let (_, items) = stream.next()
-            let examples = try items.map { item -> TrainingExample in
-                let (reader, index) = stageData.samples[item]
-                let tensors = try reader.tensors(of: index)
-                return TrainingExample(
-                    latent: tensors.mean, latentStd: posterior ? tensors.std : nil,
-                    caption: reader.manifest.samples[index].caption, textStates: tensors.text)
-            }
+            let examples = try items.map { try Self.example(stageData.samples[$0].reader, stageData.samples[$0].index, posterior: posterior) }
             return (stream.position, examples)
         }
     }

@@ -1,6 +1,6 @@
 import XCTest
 
-import TextEncoder
+import Checkpoint
 
 final class SHA256Tests: XCTestCase {
     func testFIPSVectors() {
