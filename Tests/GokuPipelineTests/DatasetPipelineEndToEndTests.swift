@@ -6,6 +6,7 @@ import Media
 import TensorCore
 import TestSupport
 import TextEncoder
+import Training
 import VideoIO
 import VideoVAE
 import XCTest
