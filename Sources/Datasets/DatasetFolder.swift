@@ -4,7 +4,7 @@ import VideoIO
 /// A dataset folder: `manifest.jsonl` (one `ManifestEntry` a line) and the media files it names.
 ///
 /// Opening reads every line and checks every row before any work starts: the JSON, the fields, that the file exists
-/// inside the folder, that FFmpeg can open it and find a video stream (its probe is kept for planning), and, with a
+/// inside the folder, that FFmpeg can open it and decode its first frame (its probe is kept for planning), and, with a
 /// framing policy, that it is large enough to frame. Bad rows are reported with the manifest line and the file; by
 /// default any bad row stops with `DatasetError.badRows` listing them, with `skipBad` they are skipped and counted
 /// (`skipped`).
@@ -86,7 +86,16 @@ public struct DatasetFolder: Sendable {
                 continue
             }
             let info: VideoInfo
-            do { info = try VideoIO.probe(url) } catch {
+            do {
+                info = try VideoIO.probe(url)
+                // A container can probe well and still hold no decodable picture: decode the first frame, small.
+                var frames = 0
+                try VideoIO.decode(url, options: DecodeOptions(width: 16, height: 16, maxFrames: 1)) { _ in
+                    frames += 1
+                    return false
+                }
+                guard frames == 1 else { throw DatasetError.io(path: url.path, reason: "no decodable frame") }
+            } catch {
                 bad(entry.file, "undecodable media: \(error)")
                 continue
             }
