@@ -116,7 +116,7 @@ final class DatasetPipelineEndToEndTests: XCTestCase {
         // Prepare the joint stage's framing, killed after its first shard, then resumed; the same bytes as a whole run.
         let prepare = [
             "data", "prepare", dataset.path, "--vae", vae.path, "--text-encoder", t5.path, "--max-text-length", "12",
-            "--max-side", "64", "--max-frames", "9", "--fps", "8", "--shard-mib", "1",
+            "--max-side", "64", "--max-frames", "9", "--fps", "8", "--shard-mib", "0.002",
         ]
         let whole = work.appendingPathComponent("prepared-whole"), resumed = work.appendingPathComponent("prepared-resumed")
         try runGoku(prepare + ["--output", whole.path])

@@ -45,8 +45,8 @@ struct DataPrepare: ParsableCommand {
     @Option(help: "Output folder (default: DATASET/.prepared/KEY).")
     var output: String?
 
-    @Option(help: "Target shard size in MiB.")
-    var shardMib = 256
+    @Option(help: "Target shard size in MiB (fractions allowed).")
+    var shardMib = 256.0
 
     @Option(help: "Worker processes.")
     var jobs = 1
@@ -61,7 +61,7 @@ struct DataPrepare: ParsableCommand {
 
     func validate() throws {
         guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be 1 to 256, got \(jobs)") }
-        guard shardMib >= 1 else { throw ValidationError("--shard-mib must be positive") }
+        guard shardMib > 0 && shardMib.isFinite else { throw ValidationError("--shard-mib must be positive") }
         guard fps >= 0 && fps.isFinite else { throw ValidationError("--fps must be ≥ 0") }
         guard maxTextLength >= 2 && maxTextLength <= 512 else { throw ValidationError("--max-text-length must be 2 to 512") }
         if let worker, !(0..<jobs).contains(worker) { throw ValidationError("--worker must be in 0..<\(jobs)") }
@@ -76,7 +76,7 @@ struct DataPrepare: ParsableCommand {
         let preparer = try DatasetPreparer(
             vaeFolder: URL(fileURLWithPath: vae), textEncoderFolder: textEncoder.map { URL(fileURLWithPath: $0) },
             maxTextLength: maxTextLength)
-        preparer.shardBytes = shardMib << 20
+        preparer.shardBytes = max(1, Int(shardMib * 1_048_576))
         let key = preparer.identity(of: folder, framing: framing).key
         let outputURL = output.map { URL(fileURLWithPath: $0) } ?? DatasetPreparer.defaultLocation(dataset: datasetURL, key: key)
         let plan = try preparer.plan(folder, framing: framing, output: outputURL)
