@@ -1,8 +1,11 @@
 import ArgumentParser
+import Checkpoint
 import Datasets
 import Foundation
+import GokuModel
 import GokuPipeline
 import TensorCore
+import VideoVAE
 
 /// `goku data prepare DIR`: encodes a dataset folder once into VAE latents (and text states of a frozen encoder) in
 /// safetensors shards that training streams.
@@ -20,6 +23,9 @@ struct DataPrepare: ParsableCommand {
 
     @Argument(help: "The dataset folder (manifest.jsonl + media).")
     var dataset: String
+
+    @Option(help: "A training config: prepare for its VAE, frozen text encoder and every stage's framing, where goku train looks.")
+    var config: String?
 
     @Option(help: "A trained VAE folder (diffusers layout).")
     var vae = "models/goku-shapes/vae"
@@ -69,6 +75,31 @@ struct DataPrepare: ParsableCommand {
 
     func run() throws {
         Parallel.threadCount = threads ?? max(1, Parallel.threadCount / jobs)
+        if let config {
+            // Each of the config's framings, as `goku train` would prepare them.
+            guard output == nil, worker == nil else { throw ValidationError("--config prepares into the dataset's .prepared folder; drop --output") }
+            let training = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
+            guard !training.stages.isEmpty else { throw ValidationError("\(config) has no stages") }
+            let vaeConfig = try ConfigFile.read(VideoVAEConfig.self, from: URL(fileURLWithPath: training.vaeFolder))
+            let patch = (training.transformer ?? GokuConfig.presets[training.preset]!).patchSize[1]
+            var seen: Set<MediaFraming> = []
+            for stage in training.stages {
+                let framing = stage.framing(multiple: vaeConfig.spatialCompression * patch)
+                guard seen.insert(framing).inserted else { continue }
+                var one = self
+                one.config = nil
+                one.vae = training.vaeFolder
+                one.textEncoder = training.textEncoderFolder
+                one.maxTextLength = training.maxTextLength
+                one.maxSide = framing.maxSide
+                one.multiple = framing.multiple
+                one.fps = framing.framesPerSecond ?? 0
+                one.maxFrames = framing.maxFrames
+                print("stage '\(stage.name)':")
+                try one.run()
+            }
+            return
+        }
         let framing = MediaFraming(maxSide: maxSide, multiple: multiple, framesPerSecond: fps > 0 ? fps : nil, maxFrames: maxFrames)
         do { try framing.validate() } catch { throw ValidationError("\(error)") }
         let datasetURL = URL(fileURLWithPath: dataset)
