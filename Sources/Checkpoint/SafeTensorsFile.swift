@@ -58,6 +58,14 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
         return info
     }
 
+    /// Drops the pages of tensor `name` from this process's resident memory once it has been read (they are read
+    /// again from the file if touched), so a reader streaming through large files keeps a bounded resident set.
+    public func releaseMemory(of name: String) {
+        guard let info = entries[name] else { return }
+        let start = dataStart + info.dataOffsets.lowerBound
+        file.release(start..<start + info.byteCount)
+    }
+
     /// The stored bytes of tensor `name` (valid while this object lives; little-endian, possibly unaligned).
     public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard let info = entries[name] else { throw CheckpointError.missingTensor(file: path, key: name) }

@@ -186,23 +186,22 @@ public struct PreparedManifest: Codable, Equatable, Sendable {
 
 /// A complete prepared folder, read sample by sample.
 ///
-/// Only `index.json` is read when opening; a sample's tensors are read from its memory-mapped shard when asked for,
-/// and at most `openShards` shards stay mapped (least recently used closed first), so memory does not grow with the
-/// dataset. Safe to use from one thread at a time (the prefetcher's).
+/// Only `index.json` is read when opening. A shard is memory-mapped and its header parsed the first time one of its
+/// samples is asked for, and stays mapped (address space only: shuffled batches jump between shards, and parsing a
+/// header of thousands of entries per batch would cost more than the step); the pages of each tensor read are dropped
+/// from the resident set right after the copy (`SafeTensorsFile.releaseMemory`), so resident memory does not grow with
+/// the dataset. Safe to use from one thread at a time (the prefetcher's).
 public final class PreparedReader: @unchecked Sendable {
     /// The folder.
     public let directory: URL
     /// Its index.
     public let manifest: PreparedManifest
-    /// Shards kept mapped.
-    public let openShards: Int
-    private var mapped: [(shard: Int, file: SafeTensorsFile)] = []
+    private var mapped: [Int: SafeTensorsFile] = [:]
 
     /// Opens a complete prepared folder.
     /// - Throws: `DatasetError.prepared` when `index.json` is missing (an unfinished `goku data prepare`) or bad.
-    public init(directory: URL, openShards: Int = 2) throws {
+    public init(directory: URL) throws {
         self.directory = directory
-        self.openShards = max(1, openShards)
         let url = directory.appendingPathComponent(PreparedDataset.indexName)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw DatasetError.prepared(
@@ -218,26 +217,25 @@ public final class PreparedReader: @unchecked Sendable {
     public func tensors(of index: Int) throws -> (mean: Tensor, std: Tensor, text: Tensor?) {
         let sample = manifest.samples[index]
         let file = try shardFile(sample.shard)
-        let mean = try file.tensor("\(index).mean"), std = try file.tensor("\(index).std")
+        func read(_ name: String) throws -> Tensor {
+            defer { file.releaseMemory(of: name) }
+            return try file.tensor(name)
+        }
+        let mean = try read("\(index).mean"), std = try read("\(index).std")
         guard mean.shape == sample.latentShape, std.shape == sample.latentShape else {
             throw DatasetError.prepared(path: file.path, reason: "sample \(index) does not have the indexed shape")
         }
-        return (mean, std, file.contains("\(index).text") ? try file.tensor("\(index).text") : nil)
+        return (mean, std, file.contains("\(index).text") ? try read("\(index).text") : nil)
     }
 
     private func shardFile(_ shard: Int) throws -> SafeTensorsFile {
-        if let at = mapped.firstIndex(where: { $0.shard == shard }) {
-            let entry = mapped.remove(at: at)
-            mapped.append(entry)
-            return entry.file
-        }
+        if let file = mapped[shard] { return file }
         let url = directory.appendingPathComponent(PreparedDataset.shardName(shard))
         let file = try SafeTensorsFile(url: url)
         guard file.metadata?["key"] == manifest.key else {
             throw DatasetError.prepared(path: url.path, reason: "belongs to another prepared dataset")
         }
-        if mapped.count == openShards { mapped.removeFirst() }
-        mapped.append((shard, file))
+        mapped[shard] = file
         return file
     }
 }
