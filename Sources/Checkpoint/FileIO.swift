@@ -138,6 +138,29 @@ public enum AtomicFile {
     }
 }
 
+extension AtomicFile {
+    /// Moves the complete folder `staging` to `target`, replacing a folder there in one step: a reader sees the old
+    /// folder or the new one, never neither (Linux `renameat2` with `RENAME_EXCHANGE`, then the old one is removed).
+    /// - Throws: `CheckpointError.io` naming the target.
+    public static func replaceFolder(_ target: URL, with staging: URL) throws {
+        if rename(staging.path, target.path) == 0 { return }
+        guard errno == ENOTEMPTY || errno == EEXIST else {
+            throw CheckpointError.io(file: target.path, reason: "cannot move \(staging.path) into place: \(systemError())")
+        }
+        #if canImport(Glibc)
+            let exchange: UInt32 = 1 << 1  // RENAME_EXCHANGE
+            guard renameat2(AT_FDCWD, staging.path, AT_FDCWD, target.path, exchange) == 0 else {
+                throw CheckpointError.io(file: target.path, reason: "cannot exchange with \(staging.path): \(systemError())")
+            }
+        #else
+            try FileManager.default.removeItem(at: target)
+            try FileManager.default.moveItem(at: staging, to: target)
+            return
+        #endif
+        try? FileManager.default.removeItem(at: staging)  // now the old folder
+    }
+}
+
 /// Buffered sequential writes to a file descriptor (owned by `AtomicFile`).
 struct FileWriter {
     fileprivate var fd: Int32

@@ -101,10 +101,6 @@ extension TextConditioning {
         try ConfigFile.write(encoder.model.config, to: folder)
         try encoder.model.saveWeights(to: folder.appendingPathComponent("model.safetensors"))
         let json = try ShapesText.tokenizerJSON(encoder.tokenizer.pieces)
-        let temporary = folder.appendingPathComponent(".tokenizer.json.tmp")
-        try json.write(to: temporary)
-        let target = folder.appendingPathComponent("tokenizer.json")
-        if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
-        try FileManager.default.moveItem(at: temporary, to: target)
+        try AtomicFile.write(json, to: folder.appendingPathComponent("tokenizer.json"))
     }
 }

@@ -148,8 +148,7 @@ public final class CheckpointStore: @unchecked Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(snapshot.state).write(to: temporary.appendingPathComponent("state.json"), options: .atomic)
         let final = directory.appendingPathComponent(name)
-        if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
-        try fm.moveItem(at: temporary, to: final)
+        try AtomicFile.replaceFolder(final, with: temporary)
         let all = try checkpoints()
         for old in all.dropLast(keepLast) { try? fm.removeItem(at: old.url) }
     }

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// The `run.json` of a training run folder: the config a run was started with.
@@ -48,10 +49,7 @@ public enum RunConfigFile {
                     reason: "holds a run with another config (only \(free.sorted().map { "'\($0)'" }.joined(separator: ", ")) may change on resume); use a new output folder")
             }
         }
-        let temporary = folder.appendingPathComponent(".\(fileName).tmp")
-        try encoder.encode(config).write(to: temporary)
-        if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-        try FileManager.default.moveItem(at: temporary, to: url)
+        try AtomicFile.write(encoder.encode(config), to: url)
     }
 }
 

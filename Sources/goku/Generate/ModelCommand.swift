@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Foundation
 import GokuPipeline
 import TensorCore
@@ -48,8 +49,7 @@ struct ModelReplaceDecoder: ParsableCommand {
         let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial")
         try? fm.removeItem(at: staging)
         try replaced.save(to: staging, weightsDType: .bfloat16)
-        if exists { try fm.removeItem(at: target) }
-        try fm.moveItem(at: staging, to: target)
+        try AtomicFile.replaceFolder(target, with: staging)
         print("wrote \(target.path): the model of \(sourceFolder.path), decoding with \(vae)")
     }
 }
