@@ -147,16 +147,19 @@ extension AtomicFile {
         guard errno == ENOTEMPTY || errno == EEXIST else {
             throw CheckpointError.io(file: target.path, reason: "cannot move \(staging.path) into place: \(systemError())")
         }
-        #if canImport(Glibc)
-            let exchange: UInt32 = 1 << 1  // RENAME_EXCHANGE
-            guard renameat2(AT_FDCWD, staging.path, AT_FDCWD, target.path, exchange) == 0 else {
-                throw CheckpointError.io(file: target.path, reason: "cannot exchange with \(staging.path): \(systemError())")
-            }
-        #else
+        // glibc's renameat2 is declared only under _GNU_SOURCE, which Swift's Glibc module does not set: look it up.
+        typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else {
+            // No exchange available: replace in two steps (a crash between them leaves only the staging folder).
             try FileManager.default.removeItem(at: target)
             try FileManager.default.moveItem(at: staging, to: target)
             return
-        #endif
+        }
+        let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
+        let exchange: UInt32 = 1 << 1  // RENAME_EXCHANGE
+        guard renameat2(AT_FDCWD, staging.path, AT_FDCWD, target.path, exchange) == 0 else {
+            throw CheckpointError.io(file: target.path, reason: "cannot exchange with \(staging.path): \(systemError())")
+        }
         try? FileManager.default.removeItem(at: staging)  // now the old folder
     }
 }
