@@ -20,8 +20,8 @@ public struct GenerationOptions: Sendable {
     public var steps: Int?
     /// Classifier-free guidance scale (1: none, one model evaluation per step).
     public var guidance: Double?
-    /// "euler" or "heun".
-    public var sampler: String?
+    /// The sampler; nil takes the model's.
+    public var sampler: SamplerKind?
     /// Time shift s of the sampling schedule (`TimestepShift.apply`; 1: uniform steps, larger: more steps near the
     /// noise); nil takes the model's, or the token-count rule it was trained with.
     public var shift: Double?
@@ -41,7 +41,7 @@ public struct GenerationResult {
     /// (3, T, H, W) in [−1, 1].
     public var video: Tensor
     /// The options after defaults were applied.
-    public var frames: Int, width: Int, height: Int, steps: Int, guidance: Double, sampler: String
+    public var frames: Int, width: Int, height: Int, steps: Int, guidance: Double, sampler: SamplerKind
     /// The flow times at which guidance applied (nil: every step).
     public var guidanceInterval: GuidanceInterval?
     /// Whether the prompt was longer than the text length and cut.
@@ -63,11 +63,10 @@ extension GokuModelBundle {
         let width = options.width ?? index.width, height = options.height ?? index.height
         let steps = options.steps ?? index.sampling.steps
         let guidance = options.guidance ?? index.sampling.guidance
-        let sampler = (options.sampler ?? index.sampling.sampler).lowercased()
+        let kind = options.sampler ?? index.sampling.sampler
         let interval = options.guidanceInterval ?? index.sampling.guidanceInterval
         try validate(
-            options, frames: frames, width: width, height: height, steps: steps, guidance: guidance, sampler: sampler,
-            interval: interval)
+            options, frames: frames, width: width, height: height, steps: steps, guidance: guidance, interval: interval)
 
         let r = vae.config.temporalCompression, f = vae.config.spatialCompression
         let latentShape = [vae.config.latentChannels, 1 + (frames - 1) / r, height / f, width / f]
@@ -78,38 +77,35 @@ extension GokuModelBundle {
         }
 
         let noise = Tensor.randn(latentShape, generator: RandomGenerator(seed: options.seed))
-        let tokens = latentShape[1...].enumerated().reduce(1) { $0 * $1.element / transformer.config.patchSize[$1.offset] }
-        let shift = options.shift ?? index.sampling.shift ?? TimestepShift().shift(tokenCount: tokens)
-        let schedule = FlowSampler.schedule(steps: steps, shift: shift)
-        let velocity: VelocityField = { [transformer] x, t in
+        let shift =
+            options.shift ?? index.sampling.shift
+            ?? TimestepShift().shift(latentShape: latentShape, patchSize: transformer.config.patchSize)
+        let guidanceRule = ClassifierFreeGuidance(scale: guidance, interval: interval)
+        let velocity = guidanceRule.field { [transformer] x, t, guided in
             var samples = [GokuSample(latent: x, timestep: t, text: condition.states, textMask: condition.mask, firstFrame: firstFrame)]
-            if let u = unconditional, interval?.contains(t) ?? true {
+            if guided, let u = unconditional {
                 samples.append(GokuSample(latent: x, timestep: t, text: u.states, textMask: u.mask, firstFrame: firstFrame))
             }
             // Shapes were validated above, so packing cannot fail.
             let v = try! transformer.velocity(samples)
-            return v.count == 2 ? v[1] + (v[0] - v[1]) * guidance : v[0]
+            return (v[0], v.count == 2 ? v[1] : nil)
         }
         var done = 0
         let report: (Int) -> Void = { _ in
             done += 1
             onStep?(done, steps)
         }
-        let latent = Autograd.inference {
-            sampler == "heun"
-                ? FlowSampler.heun(noise, schedule: schedule, velocity: velocity, onStep: report)
-                : FlowSampler.euler(noise, schedule: schedule, velocity: velocity, onStep: report)
-        }
+        let latent = kind.sampler(steps: steps, shift: shift).sample(noise, model: velocity, onStep: report)
         let video = try Autograd.inference {
             try vae.decode(vae.unscaleLatent(latent).unsqueeze(0)).squeeze(0).clamp(min: -1, max: 1)
         }
         return GenerationResult(
             video: video, frames: frames, width: width, height: height, steps: steps, guidance: guidance,
-            sampler: sampler, guidanceInterval: interval, promptTruncated: text.tokenCount(options.prompt) > text.maxLength)
+            sampler: kind, guidanceInterval: interval, promptTruncated: text.tokenCount(options.prompt) > text.maxLength)
     }
 
     private func validate(
-        _ o: GenerationOptions, frames: Int, width: Int, height: Int, steps: Int, guidance: Double, sampler: String,
+        _ o: GenerationOptions, frames: Int, width: Int, height: Int, steps: Int, guidance: Double,
         interval: GuidanceInterval?
     ) throws {
         func fail(_ option: String, _ reason: String) -> GokuPipelineError { .invalidOption(option: option, reason: reason) }
@@ -132,7 +128,6 @@ extension GokuModelBundle {
         guard steps >= 1, steps <= 1000 else { throw fail("steps", "\(steps) must be 1 to 1000") }
         guard guidance.isFinite, guidance >= 0 else { throw fail("cfg", "\(guidance) must be ≥ 0") }
         if let shift = o.shift, !(shift.isFinite && shift > 0) { throw fail("shift", "\(shift) must be positive") }
-        guard sampler == "euler" || sampler == "heun" else { throw fail("sampler", "'\(sampler)' (euler or heun)") }
         if let interval, !interval.isValid { throw fail("cfg-interval", "\(interval) must satisfy 0 ≤ lo ≤ hi ≤ 1") }
         if let image = o.firstFrame {
             guard transformer.config.imageConditioning else {

@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import GokuModel
 import NN
+import RectifiedFlow
 import TensorCore
 import TextEncoder
 import VideoVAE
@@ -45,8 +46,9 @@ public struct SamplingDefaults: Codable, Equatable, Sendable {
     public var steps: Int
     /// Classifier-free guidance scale (1: none).
     public var guidance: Double
-    /// "euler" or "heun".
-    public var sampler: String
+    /// The sampler, written by name (`"sampler": "euler"`); an unknown name fails to decode, naming it and the valid
+    /// ones.
+    public var sampler: SamplerKind
     /// Fixed time shift s of the schedule; nil uses the token-count rule the model was trained with.
     public var shift: Double?
     /// The flow times [lo, hi] (0 noise, 1 data) at which guidance is applied; outside it the step takes the
@@ -59,7 +61,7 @@ public struct SamplingDefaults: Codable, Equatable, Sendable {
 
     /// Defaults for a small model.
     public init(
-        steps: Int = 30, guidance: Double = 4, sampler: String = "euler", shift: Double? = nil,
+        steps: Int = 30, guidance: Double = 4, sampler: SamplerKind = .euler, shift: Double? = nil,
         guidanceInterval: GuidanceInterval? = nil
     ) {
         self.steps = steps
@@ -67,48 +69,6 @@ public struct SamplingDefaults: Codable, Equatable, Sendable {
         self.sampler = sampler
         self.shift = shift
         self.guidanceInterval = guidanceInterval
-    }
-}
-
-/// The flow times at which classifier-free guidance is applied (Kynkäänniemi et al., 2024, "Applying guidance in a
-/// limited interval improves sample and distribution quality"): a step whose time t (0 noise, 1 data) lies in
-/// [lower, upper] takes the guided velocity, any other the conditional one, at half the cost. Stored as [lo, hi].
-public struct GuidanceInterval: Codable, Equatable, Sendable, CustomStringConvertible {
-    /// Bounds, 0 ≤ lower ≤ upper ≤ 1.
-    public var lower: Double, upper: Double
-
-    /// An interval; `isValid` checks its bounds.
-    public init(lower: Double, upper: Double) {
-        self.lower = lower
-        self.upper = upper
-    }
-
-    /// Parses "LO,HI" (e.g. "0,0.7").
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 2, let lo = parts[0], let hi = parts[1] else { return nil }
-        self.init(lower: lo, upper: hi)
-    }
-
-    /// Whether guidance applies at flow time `t`.
-    public func contains(_ t: Double) -> Bool { t >= lower && t <= upper }
-
-    /// Whether the bounds are finite and 0 ≤ lower ≤ upper ≤ 1.
-    public var isValid: Bool { lower.isFinite && upper.isFinite && 0 <= lower && lower <= upper && upper <= 1 }
-
-    public var description: String { "\(lower),\(upper)" }
-
-    public init(from decoder: Decoder) throws {
-        let bounds = try decoder.singleValueContainer().decode([Double].self)
-        guard bounds.count == 2 else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "guidance_interval is [lo, hi], got \(bounds.count) numbers"))
-        }
-        self.init(lower: bounds[0], upper: bounds[1])
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode([lower, upper])
     }
 }
 

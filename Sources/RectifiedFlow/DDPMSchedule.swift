@@ -2,7 +2,8 @@ import Foundation
 import TensorCore
 
 /// The DDPM baseline (Ho et al. 2020) for the paper's RF-versus-DDPM comparison (spec §4.4): ε-prediction over a
-/// discrete β schedule, its training loss, and ancestral and DDIM sampling.
+/// discrete β schedule, its training loss, and the steps of ancestral and DDIM sampling (`DDPMAncestralSampler`,
+/// `DDIMSampler`).
 ///
 /// Steps k = 0…K−1, with k = K−1 the noisiest: x_k = √ᾱ_k·x + √(1 − ᾱ_k)·ε. The transformer is oriented like rectified
 /// flow (t = 1 clean), so it receives `modelTime(step:)` = 1 − k/K: the same embedder serves both objectives.
@@ -80,38 +81,74 @@ public struct DDPMSchedule: Sendable {
         let clean = (x - eps * (1 - a).squareRoot()) / a.squareRoot()
         return clean * aNext.squareRoot() + eps * (1 - aNext).squareRoot()
     }
+}
 
-    /// Ancestral sampling over every step, K−1 down to 0.
-    /// - Parameters:
-    ///   - x: x_{K−1} ~ N(0, I).
-    ///   - generator: draws the fresh noise of each step.
-    ///   - predictNoise: ε̂(x, k).
-    public func sampleAncestral(
-        _ x: Tensor, generator: RandomGenerator, predictNoise: (Tensor, Int) -> Tensor
-    ) -> Tensor {
+/// DDPM ancestral sampling (Ho et al. 2020) over every step of a schedule, K−1 down to 0: each step takes the
+/// posterior mean and adds fresh noise (`DDPMSchedule.ancestralStep`). Stochastic: the noise comes from `generator`,
+/// so a generator in the same state reproduces the sample. The model field returns ε̂ and is called at
+/// `modelTime(step: k)`.
+public struct DDPMAncestralSampler: Sampler {
+    /// The β schedule the model was trained with.
+    public let schedule: DDPMSchedule
+    /// Draws each step's noise, in step order.
+    public let generator: RandomGenerator
+
+    /// A sampler over every step of `schedule`.
+    public init(schedule: DDPMSchedule, generator: RandomGenerator) {
+        self.schedule = schedule
+        self.generator = generator
+    }
+
+    public var prediction: SamplerPrediction { .noise }
+
+    public var stepCount: Int { schedule.stepCount }
+
+    public func sample(_ noise: Tensor, model: ModelField, onStep: ((Int) -> Void)?) -> Tensor {
         Autograd.inference {
-            var x = x
-            for k in stride(from: stepCount - 1, through: 0, by: -1) {
+            var x = noise
+            for (i, k) in stride(from: schedule.stepCount - 1, through: 0, by: -1).enumerated() {
                 let z = k > 0 ? Tensor.randn(x.shape, generator: generator, dtype: x.dtype) : Tensor.zeros(like: x)
-                x = ancestralStep(x, predictedNoise: predictNoise(x, k), step: k, noise: z)
+                x = schedule.ancestralStep(x, predictedNoise: model(x, schedule.modelTime(step: k)), step: k, noise: z)
+                onStep?(i)
             }
             return x
         }
     }
+}
 
-    /// DDIM sampling on `steps` evenly spaced steps from K−1 to 0, then to the clean end.
-    public func sampleDDIM(_ x: Tensor, steps: Int, predictNoise: (Tensor, Int) -> Tensor) -> Tensor {
-        precondition(steps > 0 && steps <= stepCount, "sampleDDIM: steps must be in 1...\(stepCount)")
-        let ks: [Int] =
+/// Deterministic DDIM sampling (Song et al. 2021, η = 0) on `stepCount` evenly spaced steps of a schedule, from K−1
+/// down to 0 and then to the clean end (`DDPMSchedule.ddimStep`). The model field returns ε̂ and is called at
+/// `modelTime(step: k)`.
+public struct DDIMSampler: Sampler {
+    /// The β schedule the model was trained with.
+    public let schedule: DDPMSchedule
+    /// The schedule's steps visited, K−1 first, decreasing.
+    public let steps: [Int]
+
+    /// A sampler over `steps` of the schedule's steps, evenly spaced from K−1 to 0 (rounded; K−1 alone for one).
+    public init(schedule: DDPMSchedule, steps: Int) {
+        precondition(
+            steps > 0 && steps <= schedule.stepCount,
+            "DDIMSampler: steps must be in 1...\(schedule.stepCount), got \(steps)")
+        self.schedule = schedule
+        let last = schedule.stepCount - 1
+        self.steps =
             steps == 1
-            ? [stepCount - 1]
-            : (0..<steps).map { i in
-                Int((Double(stepCount - 1) * Double(steps - 1 - i) / Double(steps - 1)).rounded())
-            }
-        return Autograd.inference {
-            var x = x
-            for (i, k) in ks.enumerated() {
-                x = ddimStep(x, predictedNoise: predictNoise(x, k), step: k, to: i + 1 < ks.count ? ks[i + 1] : -1)
+            ? [last]
+            : (0..<steps).map { i in Int((Double(last) * Double(steps - 1 - i) / Double(steps - 1)).rounded()) }
+    }
+
+    public var prediction: SamplerPrediction { .noise }
+
+    public var stepCount: Int { steps.count }
+
+    public func sample(_ noise: Tensor, model: ModelField, onStep: ((Int) -> Void)?) -> Tensor {
+        Autograd.inference {
+            var x = noise
+            for (i, k) in steps.enumerated() {
+                let eps = model(x, schedule.modelTime(step: k))
+                x = schedule.ddimStep(x, predictedNoise: eps, step: k, to: i + 1 < steps.count ? steps[i + 1] : -1)
+                onStep?(i)
             }
             return x
         }

@@ -116,6 +116,20 @@ public struct TimestepShift: Codable, Equatable, Sendable {
         return Foundation.exp(baseShift + slope * Double(tokenCount - baseTokens))
     }
 
+    /// s for a latent of shape (C, T, H, W) cut into patches of `patchSize` (pt, ph, pw), which makes
+    /// `tokenCount(latentShape:patchSize:)` tokens: the shift that training and sampling give the same input.
+    public func shift(latentShape: [Int], patchSize: [Int]) -> Double {
+        shift(tokenCount: Self.tokenCount(latentShape: latentShape, patchSize: patchSize))
+    }
+
+    /// The tokens of a latent (C, T, H, W) in patches (pt, ph, pw): T/pt · H/ph · W/pw.
+    public static func tokenCount(latentShape: [Int], patchSize: [Int]) -> Int {
+        precondition(
+            latentShape.count == patchSize.count + 1,
+            "tokenCount: latent \(latentShape) is (C, T, H, W) and patch \(patchSize) is (pt, ph, pw)")
+        return latentShape[1...].enumerated().reduce(1) { $0 * $1.element / patchSize[$1.offset] }
+    }
+
     /// t shifted by s: 1 − s(1 − t) / (1 + (s − 1)(1 − t)). Fixes 0 and 1; s = 1 is the identity.
     public static func apply(_ t: Double, shift s: Double) -> Double {
         let sigma = 1 - t

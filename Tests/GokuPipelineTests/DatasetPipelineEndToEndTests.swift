@@ -141,7 +141,7 @@ final class DatasetPipelineEndToEndTests: XCTestCase {
         config.warmupSteps = 2
         config.emaDecay = 0.9
         config.checkpointEvery = 10
-        config.sampling = SamplingDefaults(steps: 2, guidance: 2, sampler: "euler")
+        config.sampling = SamplingDefaults(steps: 2, guidance: 2, sampler: .euler)
         config.stages = [
             TrainingStage(name: "images", steps: 40, datasets: [.init(path: "unused")], tokenBudget: 48, maxSide: 64, maxFrames: 1),
             TrainingStage(name: "joint", steps: 80, datasets: [.init(path: "unused")], tokenBudget: 96, maxSide: 64, maxFrames: 9),

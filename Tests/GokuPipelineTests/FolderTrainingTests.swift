@@ -70,7 +70,7 @@ final class FolderTrainingTests: XCTestCase {
         config.checkpointEvery = 2
         config.captionDropout = 0.3
         config.latentSampling = .posterior
-        config.sampling = SamplingDefaults(steps: 2, guidance: 2, sampler: "euler")
+        config.sampling = SamplingDefaults(steps: 2, guidance: 2, sampler: .euler)
         // Stage 1: every sample as an image (first frames of videos), 32-pixel cap; stage 2: joint, clips of ≤ 9 frames.
         config.stages = [
             TrainingStage(name: "images", steps: 3, datasets: [.init(path: dataset.path)], tokenBudget: 8, maxSide: 32, maxFrames: 1),

@@ -1,6 +1,7 @@
 import Foundation
 import GokuModel
 import GokuPipeline
+import RectifiedFlow
 import ShapesDataset
 import TensorCore
 import TestSupport
@@ -43,7 +44,7 @@ final class GokuPipelineTests: XCTestCase {
         config.warmupSteps = 1
         config.emaDecay = 0.9
         config.checkpointEvery = 2
-        config.sampling = SamplingDefaults(steps: 3, guidance: 2, sampler: "euler")
+        config.sampling = SamplingDefaults(steps: 3, guidance: 2, sampler: .euler)
         return config
     }
 
@@ -296,7 +297,9 @@ final class GokuPipelineTests: XCTestCase {
         expect("prompt") { $0.prompt = "  " }
         expect("frames") { $0.frames = 6 }
         expect("size") { $0.width = 24 }
-        expect("sampler") { $0.sampler = "rk4" }
+        XCTAssertThrowsError(
+            try JSONDecoder().decode(SamplingDefaults.self, from: Data(#"{"steps":3,"guidance":2,"sampler":"rk4"}"#.utf8))
+        ) { error in XCTAssertTrue("\(error)".contains("unknown sampler 'rk4' (valid: euler, heun)"), "\(error)") }
         expect("shift") { $0.shift = 0 }
         XCTAssertThrowsError(try GokuModelBundle.load(from: Self.folder.appendingPathComponent("nowhere"))) { error in
             XCTAssertTrue("\(error)".contains("model_index.json"), "\(error)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GokuPipeline
+import RectifiedFlow
 import TensorCore
 import VideoVAE
 
@@ -18,8 +19,8 @@ struct ModelSamplingOptions: ParsableArguments {
     @Option(help: "Classifier-free guidance scale, 1 for none (default: the model's).")
     var cfg: Double?
 
-    @Option(help: "Sampler: euler or heun (default: the model's).")
-    var sampler: String?
+    @Option(help: "Sampler (default: the model's).")
+    var sampler: SamplerKind?
 
     @Option(help: "Time shift of the sampling schedule: 1 spaces the steps evenly, larger puts more near the noise (default: the model's).")
     var shift: Double?
@@ -51,4 +52,9 @@ struct ModelSamplingOptions: ParsableArguments {
             return interval
         }
     }
+}
+
+/// `--sampler NAME`: any case, as model folders are read; an unknown name is refused with the valid ones listed.
+extension SamplerKind: ExpressibleByArgument {
+    public init?(argument: String) { try? self.init(parsing: argument) }
 }
