@@ -264,8 +264,8 @@ public final class GokuTrainer: TrainingTask {
                 let k = generator.nextInt(below: ddpm.stepCount)
                 (noisy, target, time) = (ddpm.noised(data: x1, noise: noise, step: k), noise, ddpm.modelTime(step: k))
             } else {
-                let tokens = x1.shape[1...].enumerated().reduce(1) { $0 * $1.element / transformer.config.patchSize[$1.offset] }
-                let t = config.shiftTimesteps ? TimestepShift.apply(times[i], shift: TimestepShift().shift(tokenCount: tokens)) : times[i]
+                let shift = TimestepShift().shift(latentShape: x1.shape, patchSize: transformer.config.patchSize)
+                let t = config.shiftTimesteps ? TimestepShift.apply(times[i], shift: shift) : times[i]
                 let pair = RectifiedFlow.trainingPair(data: x1, noise: noise, t: t)
                 (noisy, target, time) = (pair.noisy, pair.target, t)
             }
