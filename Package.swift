@@ -155,9 +155,11 @@ let package = Package(
         .testTarget(name: "VideoVAETests", dependencies: ["VideoVAE", "TestSupport"], exclude: ["Fixtures"]),
         .target(
             name: "VAETraining",
-            dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Training", "VideoVAE", "ShapesDataset"],
+            dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Training", "VideoVAE", "ShapesDataset", "Datasets"],
             swiftSettings: kernelFlags),
-        .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VideoVAE", "Training", "TestSupport"]),
+        .testTarget(
+            name: "VAETrainingTests",
+            dependencies: ["VAETraining", "VideoVAE", "Training", "Datasets", "VideoIO", "Media", "TensorCore", "TestSupport"]),
         .target(
             name: "GokuPipeline",
             dependencies: [

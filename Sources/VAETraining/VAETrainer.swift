@@ -1,4 +1,5 @@
 import Checkpoint
+import Datasets
 import Foundation
 import NN
 import Optim
@@ -51,58 +52,66 @@ public struct VAEEvaluation: Codable, Sendable {
     }
 }
 
-/// Trains the joint image-video VAE (`goku vae train`): reconstruction (L1 + L2, optionally a chroma term) plus a
-/// small KL term, AdamW with warm-up, gradient clipping, an EMA of the weights, checkpoints that resume exactly, and
-/// a JSON-lines log.
+/// Trains the joint image-video VAE (`goku vae train`) as a task of the generic `TrainingLoop`: reconstruction
+/// (L1 + L2, optionally a chroma term) plus a small KL term.
 ///
 /// Each step encodes a batch of videos and a batch of images (one-frame clips), samples the posterior, decodes and
-/// sums the two losses, so the same weights learn both modalities as the paper's joint VAE does. The run folder holds
-/// `run.json` (the config), `metrics.jsonl`, `checkpoints/step-*` and, at the end, `vae/` (a diffusers-format folder
-/// with the EMA weights and a latent scaling factor measured on held-out data).
-public final class VAETrainer {
+/// sums the two losses, so the same weights learn both modalities as the paper's joint VAE does. The loop owns what
+/// every trainer shares: AdamW (β2 0.99; weight decay on the convolution kernels only, `WeightDecay`), warm-up then
+/// constant or cosine learning rate (down to a tenth of the peak), clipping, the EMA of the trained weights, the
+/// metrics log, progress, checkpoints and exact resume. This class keeps what is the VAE's: the losses, crops and
+/// the closing whole-frame phase (`wholeFrameSteps`), held-out evaluation, and the export with a measured latent
+/// scale.
+///
+/// Data: generated Shapes clips, or a dataset folder (`dataFolder`, `FolderClipSource`: its last rows are held out).
+/// Sample `i` of each stream is fixed by `i` (step `s` trains on samples `s·n ..< (s + 1)·n`), so the data position
+/// is the step. The run folder holds `run.json` (the config), `metrics.jsonl` (one record per step),
+/// `evaluation.jsonl` (held-out PSNR every `evaluateEvery` steps and at the end), `checkpoints/step-*` and, at the
+/// end, `vae/` (a diffusers-format folder with the EMA weights and a latent scaling factor measured on held-out data).
+public final class VAETrainer: TrainingTask {
     /// The run's config.
     public let config: VAETrainingConfig
     /// The run folder.
     public let runDirectory: URL
-    /// The model being trained (raw weights; the EMA is kept apart).
+    /// The model being trained (raw weights; the EMA is the loop's).
     public let vae: VideoAutoencoder
+    /// The loop: optimizer, EMA, checkpoints, log.
+    public let loop: TrainingLoop
     /// Steps done.
-    public private(set) var step = 0
+    public var step: Int { loop.step }
     /// Wall-clock seconds of training before this process, from the checkpoint.
-    public private(set) var previousSeconds = 0.0
+    public var previousSeconds: Double { loop.previousSeconds }
+    /// The dataset folder's split when the run trains on `dataFolder` (for its counts and skipped rows).
+    public let folder: FolderClipSplit?
 
-    let optimizer: AdamW
-    let ema: ExponentialMovingAverage?
-    let schedule: LearningRateSchedule
-    var generator: RandomGenerator
     /// The training clips as configured (crops when `cropSize` or `cropFrames` is set).
     let data: ClipSource
     /// The same clips whole, for the `wholeFrameSteps` phase.
     let wholeData: ClipSource
     let heldOut: ClipSource
-    let store: CheckpointStore
-    let log: MetricsLog
     /// The source's latent scaling (factor, shift) when the encoder is kept fixed: the latents, and so their scale,
     /// are the source's.
     let sourceScaling: (factor: Double, shift: Double?)?
 
     /// Opens a run folder: a new run writes `run.json`; an existing one must have the same config (except `steps`)
     /// and resumes from its newest checkpoint.
-    /// - Parameters: data and heldOut: override the clip sources (tests); by default the configured Shapes data.
-    /// - Throws: `VAETrainingError` for a bad or incompatible config, checkpoint errors for unreadable checkpoints.
+    /// - Parameters: data and heldOut: override the clip sources (tests); by default the configured Shapes data or
+    ///   dataset folder.
+    /// - Throws: `VAETrainingError` for a bad or incompatible config, `DatasetError` for a bad dataset folder,
+    ///   checkpoint errors for unreadable checkpoints.
     public init(config: VAETrainingConfig, runDirectory: URL, data: ClipSource? = nil, heldOut: ClipSource? = nil) throws {
         try config.validate()
         self.config = config
         self.runDirectory = runDirectory
-        let fm = FileManager.default
-        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         try RunConfigFile.checkOrWrite(config, in: runDirectory)
 
-        store = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints)
-        let latest = try store.latest()
+        // A resumed run's weights are in its checkpoint; a new one may start from a trained VAE, loaded before the
+        // loop is built so that the EMA starts at those weights.
+        let resuming = try CheckpointStore(runDirectory: runDirectory, keepLast: config.keepCheckpoints).latest() != nil
         vae = try VideoAutoencoder(config: try config.resolvedVAE(), generator: RandomGenerator(seed: config.seed))
         if let source = config.initializeFrom.map({ URL(fileURLWithPath: $0) }) {
-            if latest == nil {  // a resumed run's weights are in its checkpoint
+            if !resuming {
                 let initial = try VideoAutoencoder.load(from: source)
                 do {
                     try vae.load(initial.parameterDictionary())
@@ -120,49 +129,65 @@ public final class VAETrainer {
             vae.encoder.setTrainable(false)
             vae.quantConv?.setTrainable(false)
         }
-        let isNormOrBias: (String) -> Bool = { key in
-            key.hasSuffix(".bias") || key.contains("norm")
+
+        folder = try config.dataFolder.flatMap { path in
+            data != nil && heldOut != nil
+                ? nil : try FolderClipSplit(directory: URL(fileURLWithPath: path), options: config.folderData)
         }
-        optimizer = AdamW(
-            vae.namedParameters(),
-            options: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: config.weightDecay),
-            decayFilter: { !isNormOrBias($0) })
-        // Over the trained weights only: a fixed encoder is exported bit for bit as it was loaded.
-        ema =
-            config.emaDecay > 0
-            ? ExponentialMovingAverage(vae.namedParameters().filter(\.tensor.requiresGrad), decay: config.emaDecay) : nil
-        schedule = LearningRateSchedule(
-            peak: config.learningRate, warmupSteps: config.warmupSteps, decay: config.decay,
-            totalSteps: config.steps, minimum: config.learningRate * 0.1)
-        generator = RandomGenerator(seed: config.seed &+ 1)
-        let whole: ClipSource
-        if let data {
-            whole = data
-        } else if config.dataFolder != nil {
-            throw VAETrainingError.invalidConfig(field: "dataFolder", reason: "folder data needs a clip source (see ManifestClipSource)")
-        } else {
-            whole = try ShapesClipSource(config.resolvedShapes)
-        }
+        let whole: ClipSource = try data ?? folder?.training ?? ShapesClipSource(config.resolvedShapes)
         wholeData = whole
         self.data =
             config.cropSize != nil || config.cropFrames != nil
             ? CroppedClipSource(
                 whole, size: config.cropSize, frames: config.cropFrames, candidates: config.cropCandidates,
                 seed: config.seed) : whole
-        self.heldOut = try heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
+        self.heldOut = try heldOut ?? folder?.heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
+        if let folder { try Self.check(folder, config: config) }
 
-        var resumedStep: Int?
-        if let latest {
-            let snapshot = try CheckpointStore.load(from: latest)
-            try vae.load(snapshot.groups["model"] ?? [:])
-            try optimizer.loadStateDictionary(snapshot.groups["optimizer"] ?? [:])
-            if let ema { try ema.load(snapshot.groups["ema"] ?? [:]) }
-            generator = snapshot.state.makeGenerator()
-            step = snapshot.state.step
-            previousSeconds = snapshot.state.trainingSeconds
-            resumedStep = step
+        let parameters = vae.namedParameters()
+        let schedule = LearningRateSchedule(
+            peak: config.learningRate, warmupSteps: config.warmupSteps, decay: config.decay,
+            totalSteps: config.steps, minimum: config.learningRate * 0.1)
+        loop = try TrainingLoop(
+            runDirectory: runDirectory,
+            settings: .init(
+                steps: config.steps, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints,
+                clipNorm: config.clipNorm, label: "vae train"),
+            parameters: parameters,
+            optimizer: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.99, weightDecay: config.weightDecay),
+            decays: WeightDecay.decayedKeys(of: vae),
+            // Over the trained weights only: a fixed encoder is exported bit for bit as it was loaded.
+            emaDecay: config.emaDecay, emaKeys: Set(parameters.filter(\.tensor.requiresGrad).map(\.key)),
+            generator: RandomGenerator(seed: config.seed &+ 1), learningRate: { schedule($0) })
+        // The EMA restarts at the raw weights when the whole-frame phase begins, its warm-up counted from there.
+        let phaseStart = wholeFramePhaseStart
+        loop.updateEMA = { ema, step in
+            let start = phaseStart.map { step >= $0 ? $0 : 0 } ?? 0
+            if step == start && start > 0 { ema.restart { _ in true } }
+            ema.update(step: step - start)
         }
-        log = try MetricsLog(url: runDirectory.appendingPathComponent("metrics.jsonl"), resumingAt: resumedStep ?? 0)
+        if let snapshot = try loop.resume() { try vae.load(snapshot.groups["model"] ?? [:]) }
+    }
+
+    /// Checks that a dataset folder's split can feed the run: videos and images to train on, and enough held-out
+    /// ones for `evaluationSamples`.
+    static func check(_ folder: FolderClipSplit, config: VAETrainingConfig) throws {
+        let training = folder.training, heldOut = folder.heldOut, f = config.folderData
+        let rate = f.framesPerSecond.map { "\($0) fps" } ?? "the files' rate"
+        if config.videosPerBatch > 0 && training.videoCount == 0 {
+            throw VAETrainingError.invalidConfig(
+                field: "dataFolder",
+                reason: "\(training.directory.path) has no training video of \(f.frames) frames at \(rate) (folderData.frames)")
+        }
+        if config.imagesPerBatch > 0 && training.imageCount == 0 {
+            throw VAETrainingError.invalidConfig(field: "dataFolder", reason: "\(training.directory.path) has no training image")
+        }
+        if heldOut.videoCount < config.evaluationSamples || heldOut.imageCount < config.evaluationSamples {
+            throw VAETrainingError.invalidConfig(
+                field: "folderData.heldOutRows",
+                reason: "the \(f.heldOutRows) held-out rows give \(heldOut.videoCount) videos of \(f.frames) frames and "
+                    + "\(heldOut.imageCount) images, fewer than evaluationSamples (\(config.evaluationSamples)) of each")
+        }
     }
 
     /// The first step of the whole-frame phase (`wholeFrameSteps`), nil when the run has none.
@@ -180,12 +205,18 @@ public final class VAETrainer {
         return try (inWholeFramePhase(step) ? wholeData : data).batch(start: step * count, count: count, images: images)
     }
 
-    /// One optimizer step on the next batch of videos and images.
-    @discardableResult
-    public func trainStep() throws -> VAEStepLosses {
+    /// Steps of data consumed: the streams are indexed by step, so the step is the whole data position.
+    public var dataPosition: Int { loop.step }
+
+    /// Nothing beyond the step: the phase, crops and clips all follow from it.
+    public func runState() -> [String: String] { [:] }
+
+    /// Forward and backward of step `step` on its videos and images; reports `loss` (the mean of the two parts'
+    /// objectives), `l1`, `l2`, `kl` and `chroma` (means of the parts).
+    public func computeGradients(step: Int) throws -> [String: Double] {
         vae.setTraining(true)
-        vae.zeroGrad()
         var totals = (loss: 0.0, l1: 0.0, l2: 0.0, kl: 0.0, chroma: 0.0, parts: 0.0)
+        let generator = loop.generator
         for (count, images) in [(config.videosPerBatch, false), (config.imagesPerBatch, true)] where count > 0 {
             let x = try batch(forStep: step, images: images)
             let (posterior, reconstruction) = try MixedPrecision.with(MixedPrecision.Mode(name: config.precision) ?? .float32) {
@@ -211,54 +242,48 @@ public final class VAETrainer {
             totals.kl += Double(kl.item())
             totals.parts += 1
         }
-        guard totals.loss.isFinite else { throw VAETrainingError.diverged(step: step, loss: totals.loss) }
-        let norm =
-            config.clipNorm > 0
-            ? GradientClipping.clipGlobalNorm(vae.trainableParameters(), maxNorm: config.clipNorm) : 0
-        optimizer.options.learningRate = schedule(step)
-        optimizer.update()
-        // The EMA's warm-up counts from the whole-frame phase's start once it has begun.
-        let emaStart = inWholeFramePhase(step) ? wholeFramePhaseStart! : 0
-        if step == emaStart && emaStart > 0 { ema?.restart { _ in true } }
-        ema?.update(step: step - emaStart)
-        step += 1
         let n = totals.parts
-        return VAEStepLosses(
-            total: totals.loss / n, l1: totals.l1 / n, l2: totals.l2 / n, kl: totals.kl / n, chroma: totals.chroma / n,
-            gradientNorm: norm)
+        return [
+            "loss": totals.loss / n, "l1": totals.l1 / n, "l2": totals.l2 / n, "kl": totals.kl / n,
+            "chroma": totals.chroma / n,
+        ]
     }
 
-    /// Trains until `config.steps`, with checkpoints, evaluations, a progress bar and the metrics log; then writes
-    /// the final checkpoint and the `vae/` folder.
+    /// One optimizer step (the loop's) on the next batch of videos and images.
+    /// - Throws: the data's errors; `TrainingLoopError.diverged` when the loss is not finite.
+    @discardableResult
+    public func trainStep() throws -> VAEStepLosses {
+        let m = try loop.trainStep(self)
+        return VAEStepLosses(
+            total: m["loss"]!, l1: m["l1"]!, l2: m["l2"]!, kl: m["kl"]!, chroma: m["chroma"]!, gradientNorm: m["grad_norm"]!)
+    }
+
+    /// Trains until `config.steps` with the loop (checkpoints, progress, the metrics log), evaluating every
+    /// `evaluateEvery` steps; then writes the final checkpoint, evaluates and writes the `vae/` folder.
+    ///
+    /// Evaluations go to `evaluation.jsonl` (the loop writes `metrics.jsonl`), each under the step count of the
+    /// weights it measured. One at step k runs before step k + 1 trains, after the checkpoint at k, so a run resumed
+    /// at k measures it again: the log drops records from step k on when it opens.
     /// - Returns: the final held-out evaluation.
     @discardableResult
     public func run(showProgress: Bool = true, output: FileHandle = .standardError) throws -> VAEEvaluation {
-        let bar = ProgressBar(total: config.steps, label: "vae train", output: output, interactive: showProgress ? nil : false)
-        bar.resume(at: step)
-        let start = Date()
-        while step < config.steps {
-            let losses = try trainStep()
-            var metrics: [String: Double] = [
-                "loss": losses.total, "l1": losses.l1, "l2": losses.l2, "kl": losses.kl, "chroma": losses.chroma,
-                "grad_norm": losses.gradientNorm, "lr": optimizer.options.learningRate,
-            ]
-            if config.evaluateEvery > 0 && step % config.evaluateEvery == 0 && step < config.steps {
-                let evaluation = try evaluate()
-                metrics["psnr_video"] = evaluation.videoPSNR
-                metrics["psnr_image"] = evaluation.imagePSNR
-            }
-            log.append(step: step, metrics)
-            bar.update(completed: step, metrics: [("loss", losses.total), ("l1", losses.l1)])
-            if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && step < config.steps {
-                try store.save(snapshot(seconds: previousSeconds + Date().timeIntervalSince(start)))
-            }
+        let log = try MetricsLog(
+            url: runDirectory.appendingPathComponent("evaluation.jsonl"), resumingAt: max(loop.step - 1, 0))
+        func record(_ evaluation: VAEEvaluation, step: Int) {
+            log.append(step: step, ["psnr_video": evaluation.videoPSNR, "psnr_image": evaluation.imagePSNR])
         }
-        bar.finish()
-        try store.saveNow(snapshot(seconds: previousSeconds + Date().timeIntervalSince(start)))
-        let evaluation = try evaluate()
-        log.append(step: step, ["psnr_video": evaluation.videoPSNR, "psnr_image": evaluation.imagePSNR])
-        try exportVAE(to: runDirectory.appendingPathComponent("vae"))
-        return evaluation
+        var final: VAEEvaluation?
+        try loop.run(self, showProgress: showProgress, output: output, progressMetrics: ["loss", "l1"]) { step in
+            if self.config.evaluateEvery > 0 && step > 0 && step % self.config.evaluateEvery == 0 {
+                record(try self.evaluate(), step: step)
+            }
+        } export: {
+            let evaluation = try evaluate()
+            record(evaluation, step: loop.step)
+            try exportVAE(to: runDirectory.appendingPathComponent("vae"))
+            final = evaluation
+        }
+        return final!
     }
 
     /// Held-out PSNR of the weights that would be exported (the EMA when there is one).
@@ -300,27 +325,12 @@ public final class VAETrainer {
         return max((sumSquares / count - mean * mean).squareRoot(), 1e-6)
     }
 
-    /// Runs `body` with the EMA weights in the model, restoring the raw ones after.
+    /// Runs `body` in inference mode with the export weights in the model (the loop's `withExportWeights`).
     private func withExportWeights<R>(_ body: () throws -> R) throws -> R {
-        guard let ema else { return try body() }
-        let raw = Autograd.inference { vae.parameterDictionary().mapValues { $0.detached().copy() } }
-        ema.copy(to: vae.namedParameters())
-        defer { for (key, p) in vae.namedParameters() { p.assign(raw[key]!) } }
-        vae.setTraining(false)
-        defer { vae.setTraining(true) }
-        return try body()
-    }
-
-    private func snapshot(seconds: Double) throws -> TrainingSnapshot {
-        var groups: [String: [String: Tensor]] = [
-            "model": vae.parameterDictionary(), "optimizer": optimizer.stateDictionary(),
-        ]
-        if let ema { groups["ema"] = ema.shadow }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return TrainingSnapshot(
-            groups: groups,
-            state: TrainingState(step: step, generator: generator, dataPosition: step, trainingSeconds: seconds),
-            configJSON: try encoder.encode(vae.config))
+        try loop.withExportWeights {
+            vae.setTraining(false)
+            defer { vae.setTraining(true) }
+            return try body()
+        }
     }
 }

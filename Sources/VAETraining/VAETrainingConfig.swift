@@ -24,8 +24,11 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     public var trainEncoder: Bool = true
     /// Where the Shapes samples come from; nil with `dataFolder` nil means the default Shapes data.
     public var shapes: ShapesDataOptions?
-    /// A folder with `manifest.jsonl` (from `goku data shapes` or `goku curate export`) instead of generated Shapes.
+    /// A folder with `manifest.jsonl` (from `goku data shapes` or `goku curate export`) instead of generated Shapes;
+    /// how its files become clips, and which rows are held out, is `folderData` (`FolderClipSource`).
     public var dataFolder: String?
+    /// Frame size, frames, rate, held-out rows and seed of `dataFolder`'s clips (unused without it).
+    public var folderData = FolderDataOptions()
     /// Side in pixels of the square training crops (a multiple of 8), nil to train on whole frames. Held-out
     /// evaluation always uses whole frames.
     public var cropSize: Int?
@@ -61,7 +64,8 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     public var warmupSteps: Int = 100
     /// "constant" or "cosine" after warm-up.
     public var decay: LearningRateSchedule.Decay = .cosine
-    /// AdamW weight decay (not applied to norms and biases).
+    /// AdamW weight decay, applied to the convolution kernels (every parameter of rank ≥ 2, `WeightDecay`), not to
+    /// vectors (biases, GroupNorm scales).
     public var weightDecay: Double = 0.01
     /// Global gradient-norm clip (0 disables).
     public var clipNorm: Double = 1
@@ -131,15 +135,18 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         try vae.validate()
         try check(videosPerBatch >= 0 && imagesPerBatch >= 0 && videosPerBatch + imagesPerBatch > 0,
             "videosPerBatch", "videosPerBatch and imagesPerBatch must be ≥ 0 and not both 0")
-        let shapes = resolvedShapes
+        let (frameWidth, frameHeight, clipFrames) =
+            dataFolder != nil
+            ? (folderData.size, folderData.size, folderData.frames)
+            : (resolvedShapes.width, resolvedShapes.height, resolvedShapes.frames)
         if let cropSize {
-            try check(cropSize >= 8 && cropSize % 8 == 0 && cropSize <= min(shapes.width, shapes.height), "cropSize",
-                "must be a multiple of 8 no larger than the \(shapes.width)x\(shapes.height) frames, got \(cropSize)")
+            try check(cropSize >= 8 && cropSize % 8 == 0 && cropSize <= min(frameWidth, frameHeight), "cropSize",
+                "must be a multiple of 8 no larger than the \(frameWidth)x\(frameHeight) frames, got \(cropSize)")
         }
         try check(cropCandidates >= 1 && cropCandidates <= 64, "cropCandidates", "must be 1 to 64, got \(cropCandidates)")
         if let cropFrames {
-            try check(cropFrames >= 1 && (cropFrames - 1) % 4 == 0 && cropFrames <= shapes.frames, "cropFrames",
-                "must be 1 + 4k and at most the clips' \(shapes.frames) frames, got \(cropFrames)")
+            try check(cropFrames >= 1 && (cropFrames - 1) % 4 == 0 && cropFrames <= clipFrames, "cropFrames",
+                "must be 1 + 4k and at most the clips' \(clipFrames) frames, got \(cropFrames)")
         }
         try check(steps > 0, "steps", "must be positive, got \(steps)")
         try check(wholeFrameSteps >= 0 && wholeFrameSteps <= steps, "wholeFrameSteps",
@@ -160,7 +167,17 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         try check(evaluationSamples >= 1, "evaluationSamples", "must be ≥ 1")
         try check(trainEncoder || initializeFrom != nil, "trainEncoder",
             "false needs initializeFrom (a fixed encoder must come from a trained VAE)")
-        if dataFolder == nil {
+        if let dataFolder {
+            try check(!dataFolder.isEmpty, "dataFolder", "is empty")
+            let f = folderData
+            try check(f.size >= vae.spatialCompression && f.size % vae.spatialCompression == 0, "folderData.size",
+                "\(f.size) must be a positive multiple of \(vae.spatialCompression)")
+            try check(f.frames >= 1 && (f.frames - 1) % vae.temporalCompression == 0, "folderData.frames",
+                "\(f.frames) must be 1 + \(vae.temporalCompression)k")
+            try check(f.framesPerSecond.map { $0.isFinite && $0 > 0 } ?? true, "folderData.framesPerSecond",
+                "must be positive, got \(f.framesPerSecond ?? 0)")
+            try check(f.heldOutRows >= 1, "folderData.heldOutRows", "must be ≥ 1 (evaluation and the scaling factor need held-out clips), got \(f.heldOutRows)")
+        } else {
             let s = resolvedShapes
             try check(s.width % vae.spatialCompression == 0 && s.height % vae.spatialCompression == 0,
                 "shapes.width", "\(s.width)x\(s.height) must be multiples of \(vae.spatialCompression)")
@@ -193,7 +210,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case vae, preset, initializeFrom, trainEncoder, shapes, dataFolder, cropSize, cropCandidates, cropFrames, wholeFrameSteps, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
+        case vae, preset, initializeFrom, trainEncoder, shapes, dataFolder, folderData, cropSize, cropCandidates, cropFrames, wholeFrameSteps, videosPerBatch, imagesPerBatch, steps, learningRate, warmupSteps, decay
         case weightDecay, clipNorm, emaDecay, l1Weight, l2Weight, chromaWeight, videoLossWeight, klWeight, samplePosterior, precision, seed, checkpointEvery, keepCheckpoints
         case evaluateEvery, evaluationSamples
     }
@@ -207,6 +224,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
         trainEncoder = try c.decodeIfPresent(Bool.self, forKey: .trainEncoder) ?? d.trainEncoder
         shapes = try c.decodeIfPresent(ShapesDataOptions.self, forKey: .shapes)
         dataFolder = try c.decodeIfPresent(String.self, forKey: .dataFolder)
+        folderData = try c.decodeIfPresent(FolderDataOptions.self, forKey: .folderData) ?? d.folderData
         cropSize = try c.decodeIfPresent(Int.self, forKey: .cropSize)
         cropCandidates = try c.decodeIfPresent(Int.self, forKey: .cropCandidates) ?? d.cropCandidates
         cropFrames = try c.decodeIfPresent(Int.self, forKey: .cropFrames)
@@ -255,17 +273,88 @@ public struct ShapesDataOptions: Codable, Equatable, Sendable {
     }
 }
 
-/// A training run that cannot start or continue.
+/// How the files of a dataset folder (`VAETrainingConfig.dataFolder`) become clips (`FolderClipSource`); every field
+/// has a default, so a config names only what it changes.
+public struct FolderDataOptions: Codable, Equatable, Sendable {
+    /// Side in pixels of the square frames every file is scaled (shorter side, never up) and centre-cropped to; a
+    /// multiple of the VAE's spatial compression. Files smaller than this are bad rows.
+    public var size: Int = 64
+    /// Frames per training video, 1 + 4k; files holding fewer at `framesPerSecond` give their first frame as an image.
+    public var frames: Int = 17
+    /// Frames kept per second of video (capped at the file's own rate); nil keeps every frame.
+    public var framesPerSecond: Double? = 8
+    /// The last usable rows of the manifest, held out from training: the evaluation clips and the sample the latent
+    /// scaling factor is measured on. They must give at least `evaluationSamples` videos and as many images (checked
+    /// when the run opens).
+    public var heldOutRows: Int = 8
+    /// Seed of the per-epoch order of the videos and images.
+    public var seed: UInt64 = 1
+    /// Skip and count unusable rows (missing or undecodable files, frames smaller than `size`) instead of stopping.
+    public var skipBadRows: Bool = false
+
+    /// The defaults: 64-pixel squares, 17 frames at 8 fps, 8 held-out rows.
+    public init(
+        size: Int = 64, frames: Int = 17, framesPerSecond: Double? = 8, heldOutRows: Int = 8, seed: UInt64 = 1,
+        skipBadRows: Bool = false
+    ) {
+        self.size = size
+        self.frames = frames
+        self.framesPerSecond = framesPerSecond
+        self.heldOutRows = heldOutRows
+        self.seed = seed
+        self.skipBadRows = skipBadRows
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case size, frames, framesPerSecond, heldOutRows, seed, skipBadRows
+    }
+
+    /// Decodes with a default for every missing field; unknown fields are errors naming the field.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = FolderDataOptions()
+        size = try c.decodeIfPresent(Int.self, forKey: .size) ?? d.size
+        frames = try c.decodeIfPresent(Int.self, forKey: .frames) ?? d.frames
+        framesPerSecond = c.contains(.framesPerSecond)
+            ? try c.decodeIfPresent(Double.self, forKey: .framesPerSecond) : d.framesPerSecond
+        heldOutRows = try c.decodeIfPresent(Int.self, forKey: .heldOutRows) ?? d.heldOutRows
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        skipBadRows = try c.decodeIfPresent(Bool.self, forKey: .skipBadRows) ?? d.skipBadRows
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = all.allKeys.first(where: { !known.contains($0.stringValue) }) {
+            throw VAETrainingError.invalidConfig(field: "folderData.\(unknown.stringValue)", reason: "unknown field")
+        }
+    }
+
+    /// Encodes every field; a nil `framesPerSecond` as null, so that it reads back as nil rather than the default.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(size, forKey: .size)
+        try c.encode(frames, forKey: .frames)
+        try c.encode(framesPerSecond, forKey: .framesPerSecond)
+        try c.encode(heldOutRows, forKey: .heldOutRows)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(skipBadRows, forKey: .skipBadRows)
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+/// A training run that cannot start: a bad config field, named. (A run whose loss stops being a number stops with
+/// the loop's `TrainingLoopError.diverged`.)
 public enum VAETrainingError: Error, CustomStringConvertible {
     /// A config field is invalid.
     case invalidConfig(field: String, reason: String)
-    /// The loss stopped being a number.
-    case diverged(step: Int, loss: Double)
 
     public var description: String {
         switch self {
         case .invalidConfig(let field, let reason): return "VAE training config: '\(field)': \(reason)"
-        case .diverged(let step, let loss): return "training diverged at step \(step) (loss \(loss)); lower learningRate"
         }
     }
 }

@@ -3,15 +3,18 @@ import Foundation
 import TensorCore
 import VAETraining
 
-/// `goku vae train`: trains the joint image-video VAE on Shapes clips (or a manifest folder), resuming a run found
-/// in the output folder.
+/// `goku vae train`: trains the joint image-video VAE on Shapes clips or a dataset folder (`dataFolder`), resuming a
+/// run found in the output folder.
 struct VAETrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the VAE (L1 + L2 + KL, AdamW, EMA); resumes the run in --output if there is one.",
         discussion: """
             The config is a JSON file of VAETrainingConfig fields (every field optional), e.g. configs/vae-shapes-64.json.
-            The output folder gets run.json, metrics.jsonl, checkpoints/ and, at the end, vae/ (diffusers format).
+            With "dataFolder" it trains on a dataset folder (manifest.jsonl): frames scaled and centre-cropped to \
+            folderData.size squares, videos cut to folderData.frames, the last folderData.heldOutRows rows held out.
+            The output folder gets run.json, metrics.jsonl, evaluation.jsonl, checkpoints/ and, at the end, vae/ \
+            (diffusers format).
             """)
 
     @Option(help: "Training config (JSON). Without it, the defaults (the shipped model's recipe).")
@@ -34,6 +37,15 @@ struct VAETrainCommand: ParsableCommand {
         let outputURL = URL(fileURLWithPath: output)
         let trainer = try VAETrainer(config: trainingConfig, runDirectory: outputURL)
         if trainer.step > 0 { print("resuming \(output) at step \(trainer.step) of \(trainingConfig.steps)") }
+        if let folder = trainer.folder {
+            let t = folder.training, h = folder.heldOut
+            print("data: \(t.directory.path): \(t.videoCount) videos and \(t.imageCount) images to train on"
+                + (t.imagesIncludeVideoFrames ? " (images include the videos' first frames)" : "")
+                + ", \(h.videoCount) videos and \(h.imageCount) images held out")
+            if !folder.skipped.isEmpty {
+                print("skipped \(folder.skipped.count) bad rows, e.g. \(folder.skipped[0])")
+            }
+        }
         print("VAE: \(trainer.vae.parameterCount) parameters, \(trainingConfig.videosPerBatch) videos + \(trainingConfig.imagesPerBatch) images per step")
         let evaluation = try trainer.run()
         print(String(format: "held-out PSNR: video %.2f dB, image %.2f dB (%d each); trained VAE in %@", evaluation.videoPSNR,
