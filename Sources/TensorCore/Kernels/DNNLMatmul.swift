@@ -68,8 +68,15 @@ enum DNNLMatmul {
     nonisolated(unsafe) private(set) static var reorderCount = 0
     private static let lock = NSLock()
 
-    /// Whether oneDNN created a CPU engine.
-    static var isAvailable: Bool { context != nil }
+    /// Whether oneDNN created a CPU engine that can run bfloat16 matrix products: its engine exists on any x86-64
+    /// CPU, but its bf16 matmul needs AVX-512 (or AVX2-VNNI-2), so primitive creation fails on an AVX2-only CPU and
+    /// every product falls back to Float32 there. Probed once with a small product.
+    static let isAvailable: Bool = {
+        guard let context else { return false }
+        lock.lock()
+        defer { lock.unlock() }
+        return primitive(PrimitiveKey(m: 16, n: 16, k: 16, transA: false, transB: false, packedWeights: false), context) != nil
+    }()
 
     /// The instruction set oneDNN dispatches to, by oneDNN's name.
     static var instructionSet: String? {
@@ -200,7 +207,7 @@ enum DNNLMatmul {
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
         c: UnsafeMutablePointer<Float>, weight: TensorStorage?
     ) -> Bool {
-        guard let context else { return false }
+        guard isAvailable, let context else { return false }
         lock.lock()
         defer { lock.unlock() }
         // A is always handed over row-major: a transposed A is transposed while it is rounded (one pass either way),
