@@ -64,17 +64,6 @@ final class FileBytes: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: data.count)
     }
 
-    /// Drops the mapped pages covering `range` from this process's resident memory (whole pages inside it only);
-    /// they are read again from the file when touched. Nothing for an in-memory copy.
-    func release(_ range: Range<Int>) {
-        guard isMapped, let base = bytes.baseAddress else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
-        let end = (Int(bitPattern: base) + range.upperBound) / page * page
-        guard end > start else { return }
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_DONTNEED))
-    }
-
     deinit {
         guard let base = bytes.baseAddress else { return }
         if isMapped {

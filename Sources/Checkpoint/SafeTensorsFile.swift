@@ -58,12 +58,28 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
         return info
     }
 
-    /// Drops the pages of tensor `name` from this process's resident memory once it has been read (they are read
-    /// again from the file if touched), so a reader streaming through large files keeps a bounded resident set.
-    public func releaseMemory(of name: String) {
-        guard let info = entries[name] else { return }
-        let start = dataStart + info.dataOffsets.lowerBound
-        file.release(start..<start + info.byteCount)
+    /// Float32 tensor `name` read with positional reads (`pread`) instead of through the map, for readers that
+    /// stream through files much larger than memory: neither its pages nor the neighbours the kernel maps around a
+    /// page fault enter the resident set. A tensor stored in another dtype is converted through `tensor(_:as:)`.
+    /// - Throws: `CheckpointError` naming the file and key when it is missing or the read fails.
+    public func readTensor(_ name: String) throws -> Tensor {
+        guard let info = entries[name] else { throw CheckpointError.missingTensor(file: path, key: name) }
+        guard info.dtype == .f32 else { return try tensor(name, as: .float32) }
+        let tensor = Tensor.zeros(info.shape)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointError.io(file: path, reason: "cannot open: \(systemError())") }
+        defer { close(fd) }
+        let target = UnsafeMutableRawPointer(tensor.storage.pointer(as: Float.self))
+        var done = 0
+        while done < info.byteCount {
+            let n = pread(fd, target + done, info.byteCount - done, off_t(dataStart + info.dataOffsets.lowerBound + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw CheckpointError.io(file: path, reason: "cannot read tensor '\(name)': \(n < 0 ? systemError() : "end of file")")
+            }
+            done += n
+        }
+        return tensor
     }
 
     /// The stored bytes of tensor `name` (valid while this object lives; little-endian, possibly unaligned).

@@ -186,11 +186,12 @@ public struct PreparedManifest: Codable, Equatable, Sendable {
 
 /// A complete prepared folder, read sample by sample.
 ///
-/// Only `index.json` is read when opening. A shard is memory-mapped and its header parsed the first time one of its
-/// samples is asked for, and stays mapped (address space only: shuffled batches jump between shards, and parsing a
-/// header of thousands of entries per batch would cost more than the step); the pages of each tensor read are dropped
-/// from the resident set right after the copy (`SafeTensorsFile.releaseMemory`), so resident memory does not grow with
-/// the dataset. Safe to use from one thread at a time (the prefetcher's).
+/// Only `index.json` is read when opening. A shard's header is parsed the first time one of its samples is asked for
+/// and kept (shuffled batches jump between shards, and parsing a header of thousands of entries per batch would cost
+/// more than the step); tensors are read with positional reads (`SafeTensorsFile.readTensor`), not through the map, so
+/// no shard page stays resident (through a map, the kernel's fault-around of neighbouring pages grew the resident set
+/// with every sample touched). Memory therefore does not grow with the dataset beyond the index. Safe to use from one
+/// thread at a time (the prefetcher's).
 public final class PreparedReader: @unchecked Sendable {
     /// The folder.
     public let directory: URL
@@ -217,10 +218,7 @@ public final class PreparedReader: @unchecked Sendable {
     public func tensors(of index: Int) throws -> (mean: Tensor, std: Tensor, text: Tensor?) {
         let sample = manifest.samples[index]
         let file = try shardFile(sample.shard)
-        func read(_ name: String) throws -> Tensor {
-            defer { file.releaseMemory(of: name) }
-            return try file.tensor(name)
-        }
+        func read(_ name: String) throws -> Tensor { try file.readTensor(name) }
         let mean = try read("\(index).mean"), std = try read("\(index).std")
         guard mean.shape == sample.latentShape, std.shape == sample.latentShape else {
             throw DatasetError.prepared(path: file.path, reason: "sample \(index) does not have the indexed shape")
