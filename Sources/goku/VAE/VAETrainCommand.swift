@@ -26,6 +26,9 @@ struct VAETrainCommand: ParsableCommand {
     @Option(help: "Override the config's step count (a resumed run may be extended).")
     var steps: Int?
 
+    @Option(help: "A dataset folder (manifest.jsonl + media) to train on instead of the config's data.")
+    var data: String?
+
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
@@ -33,6 +36,10 @@ struct VAETrainCommand: ParsableCommand {
         if let threads { Parallel.threadCount = threads }
         var trainingConfig = try config.map { try VAETrainingConfig.read(from: URL(fileURLWithPath: $0)) } ?? VAETrainingConfig()
         if let steps { trainingConfig.steps = steps }
+        if let data {
+            trainingConfig.dataFolder = data
+            trainingConfig.shapes = nil
+        }
         try trainingConfig.validate()
         let outputURL = URL(fileURLWithPath: output)
         let trainer = try VAETrainer(config: trainingConfig, runDirectory: outputURL)
