@@ -31,6 +31,7 @@ public final class ProgressBar {
     private var completed = 0
     private var metrics: [(String, Double)] = []
     private var finished = false
+    private var lastPlainLine: String?
 
     /// A bar counting to `total`, drawn on `output` (standard error by default, so standard output stays clean for
     /// results). `interactive` overrides the terminal detection.
@@ -90,11 +91,14 @@ public final class ProgressBar {
 
     private func draw(now: Date, force: Bool = false) {
         guard force || !finished else { return }
+        let text = line(now: now)
         lastDraw = now
         if isInteractive {
-            write("\r\u{1B}[2K" + line(now: now))
-        } else {
-            write(line(now: now) + "\n")
+            write("\r\u{1B}[2K" + text)
+        } else if text != lastPlainLine {
+            // A log gets each state once: `finish` right after the update that reached the total adds nothing.
+            write(text + "\n")
+            lastPlainLine = text
         }
     }
 

@@ -91,4 +91,20 @@ final class RunLoggingTests: XCTestCase {
         XCTAssertEqual(ProgressBar.duration(3725), "1h02m")
         XCTAssertEqual(ProgressBar.duration(380), "6m20s")
     }
+
+    /// In a log (not a terminal) the final state is written once, not again by `finish`.
+    func testPlainOutputWritesTheFinalLineOnce() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bar-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: url) }
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        let sink = try FileHandle(forWritingTo: url)
+        let bar = ProgressBar(total: 3, label: "prepare", output: sink, interactive: false)
+        bar.update(completed: 1)
+        bar.update(completed: 3)
+        bar.finish()
+        try sink.close()
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.filter { $0.contains("3/3 100%") }.count, 1, "\(lines)")
+        XCTAssertTrue(lines.first?.contains("1/3") ?? false, "\(lines)")
+    }
 }
