@@ -31,7 +31,7 @@ public final class ProgressBar {
     private var completed = 0
     private var metrics: [(String, Double)] = []
     private var finished = false
-    private var lastPlainLine: String?
+    private var lastPlainCompleted: Int?
 
     /// A bar counting to `total`, drawn on `output` (standard error by default, so standard output stays clean for
     /// results). `interactive` overrides the terminal detection.
@@ -95,10 +95,10 @@ public final class ProgressBar {
         lastDraw = now
         if isInteractive {
             write("\r\u{1B}[2K" + text)
-        } else if text != lastPlainLine {
-            // A log gets each state once: `finish` right after the update that reached the total adds nothing.
+        } else if !(force && lastPlainCompleted == completed) {
+            // A log gets each count once: `finish` right after the update that reached the total adds nothing.
             write(text + "\n")
-            lastPlainLine = text
+            lastPlainCompleted = completed
         }
     }
 
