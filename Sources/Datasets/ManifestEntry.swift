@@ -75,7 +75,7 @@ public struct ManifestEntry: Codable, Hashable, Sendable {
             return "file \"\(file)\" must be a relative path inside the folder"
         }
         if requireCaption && caption.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            return "empty caption (pass --allow-empty-captions to train on it unconditionally)"
+            return "empty caption (write one, or pass --skip-bad to leave the row out)"
         }
         for (name, value) in [("width", width), ("height", height), ("frames", frames)] {
             if let value, value < 1 { return "\"\(name)\" must be positive, not \(value)" }
