@@ -59,6 +59,7 @@ let package = Package(
         .library(name: "VideoVAE", targets: ["VideoVAE"]),
         .library(name: "VAETraining", targets: ["VAETraining"]),
         .library(name: "GokuPipeline", targets: ["GokuPipeline"]),
+        .library(name: "ShapesRecipe", targets: ["ShapesRecipe"]),
         .executable(name: "goku", targets: ["goku"]),
         .executable(name: "goku-bench", targets: ["goku-bench"]),
     ],
@@ -90,6 +91,7 @@ let package = Package(
                 "VideoVAE",
                 "VAETraining",
                 "GokuPipeline",
+                "ShapesRecipe",
                 "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -164,13 +166,26 @@ let package = Package(
             name: "GokuPipeline",
             dependencies: [
                 "TensorCore", "NN", "Optim", "Checkpoint", "Training", "GokuModel", "RectifiedFlow", "TextEncoder",
-                "VideoVAE", "ShapesDataset", "Media", "Datasets",
+                "VideoVAE", "Media", "Datasets",
+            ],
+            swiftSettings: kernelFlags),
+        // The procedural Shapes world's training recipe, evaluation and text probes, on top of the core pipeline.
+        .target(
+            name: "ShapesRecipe",
+            dependencies: [
+                "TensorCore", "NN", "Optim", "Checkpoint", "Training", "TextEncoder", "VideoVAE", "GokuPipeline",
+                "ShapesDataset",
             ],
             swiftSettings: kernelFlags),
         .testTarget(
+            name: "ShapesRecipeTests",
+            dependencies: [
+                "ShapesRecipe", "GokuPipeline", "ShapesDataset", "TextEncoder", "NN", "Optim", "TensorCore", "Training", "TestSupport",
+            ]),
+        .testTarget(
             name: "GokuPipelineTests",
             dependencies: [
-                "GokuPipeline", "GokuModel", "TextEncoder", "VideoVAE", "VAETraining", "ShapesDataset", "Datasets",
+                "GokuPipeline", "ShapesRecipe", "GokuModel", "TextEncoder", "VideoVAE", "VAETraining", "ShapesDataset", "Datasets",
                 "VideoIO", "Curation", "Media", "Training", "TestSupport",
             ]),
     ],

@@ -41,10 +41,11 @@ public final class DatasetPreparer {
         vae.setTraining(false)
         var text: TextConditioning?
         if let textEncoderFolder {
-            text = TextConditioning(try T5TextEncoder.load(from: textEncoderFolder, maxLength: maxTextLength))
+            text = TextConditioning(
+                try T5TextEncoder.load(from: textEncoderFolder, maxLength: maxTextLength), tokenizerFolder: textEncoderFolder)
         }
         self.init(
-            vae: vae, vaeIdentity: try LatentDataset.identity(ofVAEFolder: vaeFolder), text: text,
+            vae: vae, vaeIdentity: try DatasetPreparer.vaeIdentity(ofFolder: vaeFolder), text: text,
             textIdentity: try textEncoderFolder.map(Self.digest(ofFolder:)))
     }
 
@@ -201,6 +202,16 @@ public final class DatasetPreparer {
             else { continue }
             hasher.update(Array(name.utf8) + [0])
             hasher.update(Array(try Data(contentsOf: url)))
+        }
+        return SHA256.hex(hasher.finalize())
+    }
+
+    /// A digest of a VAE folder's config and weights, naming its latent space (part of a prepared dataset's key and
+    /// of the Shapes recipe's latent cache name): SHA-256 over `config.json` then the weights file.
+    public static func vaeIdentity(ofFolder folder: URL) throws -> String {
+        var hasher = SHA256()
+        for name in ["config.json", VideoAutoencoder.weightsFileName] {
+            hasher.update(Array(try Data(contentsOf: folder.appendingPathComponent(name))))
         }
         return SHA256.hex(hasher.finalize())
     }

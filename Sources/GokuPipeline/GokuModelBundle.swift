@@ -137,9 +137,10 @@ public final class GokuModelBundle {
         let transformer = GokuTransformer(config)
         try transformer.loadWeights(from: transformerFolder.appendingPathComponent(Layout.transformerWeights), strict: true)
         let vae = try VideoAutoencoder.load(from: folder.appendingPathComponent(Layout.vae))
-        let encoder = try T5TextEncoder.load(
-            from: folder.appendingPathComponent(Layout.textEncoder), maxLength: index.maxTextLength)
-        let bundle = try GokuModelBundle(index: index, transformer: transformer, vae: vae, text: TextConditioning(encoder))
+        let textFolder = folder.appendingPathComponent(Layout.textEncoder)
+        let encoder = try T5TextEncoder.load(from: textFolder, maxLength: index.maxTextLength)
+        let bundle = try GokuModelBundle(
+            index: index, transformer: transformer, vae: vae, text: TextConditioning(encoder, tokenizerFolder: textFolder))
         bundle.setInference()
         return bundle
     }

@@ -18,7 +18,8 @@ public struct GokuStepLosses: Sendable {
     public var gradientNorm: Double
     /// Tokens in the packed sequence.
     public var tokens: Int
-    /// The text encoder's caption-role loss (unweighted), when that objective is on and the batch had labels.
+    /// The recipe's auxiliary text loss (unweighted; the Shapes recipe's caption-role loss), when that objective is
+    /// on and the batch had labels.
     public var textRoleLoss: Double? = nil
 }
 
@@ -26,11 +27,11 @@ public struct GokuStepLosses: Sendable {
 /// sequence (Patch n' Pack) of images and videos with per-sample flow times, on the generic `TrainingLoop`.
 ///
 /// Data: dataset folders, trained in `stages` (each prepared once per framing by `DatasetPreparer`, streamed from
-/// its shards, batched by token budget by `PackingSampler`), or, with no stages, the Shapes recipe's generated data
-/// (`LatentDataset`, a fixed number of samples a step).
-/// Text: a pretrained T5 is used frozen (its states stored by the preparation); otherwise (the shipped model) a tiny
-/// T5 is trained jointly, its gradients flowing through cross-attention, optionally with the caption-role objective
-/// beside the flow loss (`CaptionRoleObjective`, after its own short phase, `CaptionRolePretraining`). Objective:
+/// its shards, batched by token budget by `PackingSampler`), or, with no stages, the data of the `GokuTrainingRecipe`
+/// given at init (the Shapes recipe's generated clips, in the `ShapesRecipe` target).
+/// Text: a pretrained T5 is used frozen (its states stored by the preparation); otherwise (the shipped model) the
+/// recipe's T5 is trained jointly, its gradients flowing through cross-attention, optionally with the recipe's
+/// auxiliary text objective beside the flow loss (after its own short phase). Objective:
 /// rectified flow (x_t = t·x1 + (1 − t)·x0, target x1 − x0, flow times logit-normal and shifted by the token count),
 /// or the DDPM ε-prediction baseline with the same model and data.
 /// Optimisation (the loop's): AdamW (weight decay on matrices only, `WeightDecay`), warm-up then cosine per stage,
@@ -51,33 +52,60 @@ public final class GokuTrainer: TrainingTask {
     public let loop: TrainingLoop
     /// Steps done.
     public var step: Int { loop.step }
-    /// Samples (Shapes recipe) or batches (stages) consumed: the data position.
+    /// Samples (a recipe's data) or batches (stages) consumed: the data position.
     public var dataPosition: Int { source.position }
-    /// Samples the first stage (or the Shapes cache) trains on.
+    /// Samples the first stage (or the recipe's data) trains on.
     public var sampleCount: Int { source.sampleCount }
 
     let source: TrainingBatchSource
     let trainsText: Bool
     /// The model's weights (transformer, and the text encoder when trained): EMA'd and exported.
     let parameters: [(key: String, tensor: Tensor)]
-    /// The text encoder's auxiliary objective, when `textRoleLossWeight` > 0.
-    public let roleObjective: CaptionRoleObjective?
-    /// Whether the role objective starts with this run (no head in the checkpoint), so its phase is still to run.
-    public private(set) var rolePretrainingPending = false
+    /// The recipe, when the run has one.
+    public let recipe: GokuTrainingRecipe?
+    /// The recipe's auxiliary text objective (the Shapes recipe's caption roles, when `textRoleLossWeight` > 0).
+    public let auxiliaryTextObjective: GokuAuxiliaryTextObjective?
+    /// Whether the auxiliary objective starts with this run (none of its parameters in the checkpoint) and has a
+    /// phase before training, still to run.
+    public private(set) var textPretrainingPending = false
+    /// The recipe's loss weighting, when on.
+    let lossWeighting: GokuLossWeighting?
     let ddpm: DDPMSchedule?
     /// The states of the empty caption (caption dropout) when text states come prepared.
     private var emptyCaptionStates: Tensor?
 
     /// Opens a run folder (new or to resume), loads the VAE and prepares (or finds) the training data.
-    /// - Throws: `GokuPipelineError` for a bad or changed config; `DatasetError` for bad datasets; the parts' errors
-    ///   for unreadable models.
-    public init(config: GokuTrainingConfig, runDirectory: URL, showProgress: Bool = true) throws {
+    /// - Parameters: recipe: supplies the data of a run without `stages`, the text encoder trained from scratch when
+    ///   there is no `textEncoderFolder`, and optionally an auxiliary text objective and a loss weighting (the `goku`
+    ///   CLI passes the Shapes recipe). Without one, a run needs both `stages` and `textEncoderFolder`.
+    /// - Throws: `GokuPipelineError` for a bad or changed config (`invalidOption` naming `stages` or
+    ///   `textEncoderFolder` when a recipe would be needed and there is none); `DatasetError` for bad datasets; the
+    ///   parts' errors for unreadable models.
+    public init(
+        config: GokuTrainingConfig, runDirectory: URL, recipe: GokuTrainingRecipe? = nil, showProgress: Bool = true
+    ) throws {
         try config.validate()
+        try recipe?.validate(config: config)
+        if recipe == nil {
+            if config.stages.isEmpty {
+                throw GokuPipelineError.invalidOption(
+                    option: "stages", reason: "is empty and no training recipe supplies the data (the goku CLI's Shapes recipe does)")
+            }
+            if config.textEncoderFolder == nil {
+                throw GokuPipelineError.invalidOption(
+                    option: "textEncoderFolder",
+                    reason: "is not set and no training recipe supplies a text encoder to train from scratch")
+            }
+        }
+        self.recipe = recipe
         self.config = config
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        try RunConfigFile.checkOrWrite(
-            config, in: runDirectory, mayChange: GokuTrainingConfig.changeableOnResume, defaults: GokuTrainingConfig())
+        if let recipe {
+            try recipe.checkOrWriteRunConfig(config, in: runDirectory)
+        } else {
+            try GokuRunConfig(config: config, options: NoRecipeOptions()).checkOrWrite(in: runDirectory)
+        }
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
         vae = try VideoAutoencoder.load(from: vaeFolder)
@@ -86,12 +114,12 @@ public final class GokuTrainer: TrainingTask {
 
         let initGenerator = RandomGenerator(seed: config.seed)
         if let folder = config.textEncoderFolder {
-            text = TextConditioning(try T5TextEncoder.load(from: URL(fileURLWithPath: folder), maxLength: config.maxTextLength))
+            let url = URL(fileURLWithPath: folder)
+            text = TextConditioning(try T5TextEncoder.load(from: url, maxLength: config.maxTextLength), tokenizerFolder: url)
             for (_, p) in text.encoder.model.namedParameters() { p.requiresGrad = false }
             trainsText = false
         } else {
-            let model = T5EncoderModel(config: config.textEncoder ?? ShapesText.encoderConfig, generator: initGenerator)
-            text = TextConditioning(T5TextEncoder(tokenizer: try ShapesText.tokenizer(), model: model, maxLength: config.maxTextLength))
+            text = TextConditioning(try recipe!.textEncoder(config: config, generator: initGenerator))
             trainsText = true
         }
         var modelConfig = config.transformer ?? GokuConfig.presets[config.preset]!
@@ -111,9 +139,9 @@ public final class GokuTrainer: TrainingTask {
             decays.formUnion(WeightDecay.decayedKeys(of: text.encoder.model, prefix: "text_encoder."))
         }
         self.parameters = parameters
-        roleObjective = config.textRoleLossWeight > 0
-            ? CaptionRoleObjective(dimension: text.dimension, generator: RandomGenerator(seed: config.seed &+ 0x2013)) : nil
-        if let roleObjective { decays.formUnion(WeightDecay.decayedKeys(of: roleObjective.head, prefix: "text_role_head.")) }
+        auxiliaryTextObjective = trainsText ? recipe?.auxiliaryTextObjective(config: config, textDimension: text.dimension) : nil
+        if let auxiliaryTextObjective { decays.formUnion(auxiliaryTextObjective.decayedKeys) }
+        lossWeighting = recipe?.lossWeighting(config: config)
         ddpm = config.objective == .ddpm ? (config.ddpmSchedule == .cosine ? .cosine() : .linear()) : nil
 
         let starts = config.stages.indices.map { i in config.stages[..<i].reduce(0) { $0 + $1.steps } }
@@ -132,7 +160,7 @@ public final class GokuTrainer: TrainingTask {
             settings: .init(
                 steps: config.steps, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints,
                 clipNorm: config.clipNorm),
-            parameters: parameters + (roleObjective?.namedParameters ?? []),
+            parameters: parameters + (auxiliaryTextObjective?.namedParameters ?? []),
             optimizer: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
             decays: decays, emaDecay: config.emaDecay, emaKeys: Set(parameters.map(\.key)),
             generator: RandomGenerator(seed: config.seed &+ 0x5EED)
@@ -141,14 +169,13 @@ public final class GokuTrainer: TrainingTask {
             return stageSchedules[stage](step - starts[stage])
         }
 
+        let vaeIdentity = try DatasetPreparer.vaeIdentity(ofFolder: vaeFolder)
         if config.stages.isEmpty {
-            let dataset = try LatentDataset.loadOrBuild(
-                vae: vae, vaeIdentity: try LatentDataset.identity(ofVAEFolder: vaeFolder), data: config.data,
-                count: config.datasetSize, folder: runDirectory.appendingPathComponent("latents"), showProgress: showProgress)
-            source = ShapesBatchSource(dataset: dataset, samplesPerStep: config.samplesPerStep, seed: config.seed)
+            source = try recipe!.batchSource(
+                config: config, vae: vae, vaeIdentity: vaeIdentity, runDirectory: runDirectory, showProgress: showProgress)
         } else {
             let preparer = DatasetPreparer(
-                vae: vae, vaeIdentity: try LatentDataset.identity(ofVAEFolder: vaeFolder), text: trainsText ? nil : text,
+                vae: vae, vaeIdentity: vaeIdentity, text: trainsText ? nil : text,
                 textIdentity: try config.textEncoderFolder.map { try DatasetPreparer.digest(ofFolder: URL(fileURLWithPath: $0)) })
             let multiple = vae.config.spatialCompression * modelConfig.patchSize[1]
             let readers = try config.stages.map { stage in
@@ -165,8 +192,10 @@ public final class GokuTrainer: TrainingTask {
         }
 
         let snapshot = try loop.resume()
-        rolePretrainingPending = roleObjective != nil && config.textRolePretrainSteps > 0
-            && !(snapshot?.groups["model"]?.keys.contains { $0.hasPrefix("text_role_head.") } ?? false)
+        if let auxiliaryTextObjective, auxiliaryTextObjective.hasPretrainingPhase {
+            let keys = Set(auxiliaryTextObjective.namedParameters.map(\.key))
+            textPretrainingPending = !(snapshot?.groups["model"]?.keys.contains { keys.contains($0) } ?? false)
+        }
         if let snapshot {
             try loadPrefixed(snapshot.groups["model"] ?? [:])
             source.restore(position: snapshot.state.dataPosition, state: snapshot.state.extra)
@@ -242,11 +271,9 @@ public final class GokuTrainer: TrainingTask {
         } else {
             let encoded = text.encodeBatch(captions, differentiable: trainsText)
             conditions = text.perCaption(encoded).map { ($0.states, $0.mask) }
-            roleLoss = roleObjective?.loss(states: encoded.states, captions: captions)
+            roleLoss = auxiliaryTextObjective?.loss(states: encoded.states, captions: captions)
         }
         var samples: [GokuSample] = [], targets: [Tensor] = [], clean: [Tensor] = []
-        let weighting = config.foregroundLossWeight > 0
-            ? ForegroundWeighting(extraWeight: config.foregroundLossWeight, threshold: config.foregroundThreshold) : nil
         let times = config.timesteps.sample(count: items.count, generator: generator)
         for (i, item) in items.enumerated() {
             var x1 = item.latent
@@ -276,20 +303,18 @@ public final class GokuTrainer: TrainingTask {
         let prediction = MixedPrecision.with(config.precision.mode) { transformer(batch) }
         let predictions = batch.unpack(prediction)
         let loss: Tensor
-        if let weighting {
-            // The model's estimate of x1 from a flow prediction: x_t + (1 − t)·v̂ (values only, not recorded).
-            let fromEstimate = config.foregroundOf == .dataOrEstimate && ddpm == nil
+        if let lossWeighting {
             let weights = items.indices.map { i in
-                let estimate = fromEstimate
-                    ? Autograd.inference { samples[i].latent + predictions[i].detached() * (1 - samples[i].timestep) } : nil
-                return weighting.weights(for: clean[i], estimate: estimate)
+                lossWeighting.weights(
+                    clean: clean[i], noisy: samples[i].latent, prediction: predictions[i], time: samples[i].timestep,
+                    flow: ddpm == nil)
             }
             loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
         } else {
             loss = RectifiedFlow.loss(predictions: predictions, targets: targets)
         }
-        if let roleLoss {
-            (loss + roleLoss * Tensor(Float(config.textRoleLossWeight))).backward()
+        if let roleLoss, let auxiliaryTextObjective {
+            (loss + roleLoss * Tensor(Float(auxiliaryTextObjective.lossWeight))).backward()
         } else {
             loss.backward()
         }
@@ -310,28 +335,26 @@ public final class GokuTrainer: TrainingTask {
             textRoleLoss: metrics["text_role_loss"])
     }
 
-    /// Runs the caption-role phase (`CaptionRolePretraining`) when the role objective starts with this run; the EMA
-    /// of the text encoder restarts at the weights it leaves. Nothing when it is not pending.
-    public func pretrainTextRoles(showProgress: Bool = true, output: FileHandle = .standardError) throws -> CaptionRolePretraining.Report? {
-        guard rolePretrainingPending, let roleObjective else { return nil }
-        var phase = CaptionRolePretraining(
-            steps: config.textRolePretrainSteps, learningRate: config.textRolePretrainLearningRate, seed: config.seed &+ 0x2014)
-        phase.anchorWeight = config.textRoleAnchorWeight
-        phase.reinitialize = config.textRoleReinitialize
-        let bar = ProgressBar(total: phase.steps, label: "text roles", output: output, interactive: showProgress ? nil : false)
-        let report = try phase.run(text: text, objective: roleObjective, captions: source.captions, progress: bar)
+    /// Runs the auxiliary text objective's phase before training (the Shapes recipe's caption-role phase) when it
+    /// starts with this run; the EMA of the text encoder restarts at the weights it leaves. Nothing when it is not
+    /// pending.
+    /// - Returns: the phase's summary line, or nil when nothing ran.
+    @discardableResult
+    public func pretrainText(showProgress: Bool = true, output: FileHandle = .standardError) throws -> String? {
+        guard textPretrainingPending, let auxiliaryTextObjective else { return nil }
+        let summary = try auxiliaryTextObjective.pretrain(
+            text: text, captions: source.captions, showProgress: showProgress, output: output)
         loop.ema?.restart { $0.hasPrefix("text_encoder.") }
-        rolePretrainingPending = false
-        return report
+        textPretrainingPending = false
+        return summary
     }
 
     /// Trains to `config.steps` with checkpoints, progress and the metrics log, then exports the model folder
-    /// `<run>/model` (EMA weights, transformer in bf16). Starts with the caption-role phase when it is pending.
+    /// `<run>/model` (EMA weights, transformer in bf16). Starts with the auxiliary text objective's phase when it is
+    /// pending.
     public func run(showProgress: Bool = true, output: FileHandle = .standardError) throws {
-        if let report = try pretrainTextRoles(showProgress: showProgress, output: output) {
-            output.write(Data(String(
-                format: "text roles: loss %.4f, anchor %.4f, object words' roles %.1f%% right\n",
-                report.roleLoss, report.anchor, 100 * report.objectWordAccuracy).utf8))
+        if let summary = try pretrainText(showProgress: showProgress, output: output) {
+            output.write(Data((summary + "\n").utf8))
         }
         var announced = -1
         try loop.run(self, showProgress: showProgress, output: output) { step in
@@ -349,9 +372,10 @@ public final class GokuTrainer: TrainingTask {
 
     /// Writes a model folder with the EMA weights (the raw ones when there is no EMA), the transformer and VAE in
     /// bfloat16 by default (the shipped model must stay under 50 MB). Its default size and length for generation are
-    /// the Shapes data's, or those of the last stage's cap.
+    /// the recipe's (`GokuTrainingRecipe.generationSize`, the Shapes data's), or those of the last stage's cap.
     public func export(to folder: URL, weightsDType: DType? = .bfloat16) throws {
-        var frames = config.data.frames, width = config.data.width, height = config.data.height
+        var frames = 1, width = 0, height = 0
+        if let recipe { (frames, width, height) = recipe.generationSize }
         if let last = config.stages.last {
             let multiple = vae.config.spatialCompression * transformer.config.patchSize[1]
             width = last.maxSide / multiple * multiple
@@ -374,7 +398,12 @@ public final class GokuTrainer: TrainingTask {
         }
         try transformer.load(part("transformer."))
         if trainsText { try text.encoder.model.load(part("text_encoder.")) }
-        // A checkpoint from before the role loss was turned on has no head: it keeps its fresh initialisation.
-        if let roleObjective, case let head = part("text_role_head."), !head.isEmpty { try roleObjective.head.load(head) }
+        // A checkpoint from before the auxiliary objective was turned on has none of its parameters: they keep their
+        // fresh initialisation.
+        if let auxiliaryTextObjective {
+            let keys = Set(auxiliaryTextObjective.namedParameters.map(\.key))
+            let own = tensors.filter { keys.contains($0.key) }
+            if !own.isEmpty { try auxiliaryTextObjective.load(own) }
+        }
     }
 }

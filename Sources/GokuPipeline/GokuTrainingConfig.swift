@@ -5,10 +5,16 @@ import Optim
 import RectifiedFlow
 import TensorCore
 import TextEncoder
+import Training
 
-/// Everything `goku train` needs. Read from JSON (`--config`); every field has a default except `vaeFolder`, and
-/// unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only `steps`,
-/// `precision`, the `textRole…` fields and the flow-time distribution may change: `changeableOnResume`).
+/// Everything the core of `goku train` needs. Read from JSON (`--config`); every field has a default except
+/// `vaeFolder`, and unknown fields are errors. Saved as `run.json` in the run folder; a resumed run must match it (only
+/// `steps`, `precision`, the flow-time distribution and a few more may change: `changeableOnResume`).
+///
+/// A training recipe's own settings (the Shapes recipe's data, text encoder, caption-role and foreground fields, in
+/// `ShapesRecipeOptions`) are a separate `GokuRecipeOptions` type written in the same flat JSON object: one config file
+/// and one `run.json` hold both (`read(from:recipeOptions:)`, `GokuRunConfig`), so a file keeps reading unchanged
+/// whichever type a field now belongs to, and an unknown key is named against both.
 public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// The transformer; nil selects `preset` with `inChannels` and `textDimension` taken from the VAE and text encoder.
     public var transformer: GokuConfig?
@@ -20,15 +26,14 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var firstFrameProbability = 0.5
     /// A trained VAE folder (diffusers layout), e.g. the output of `goku vae train`.
     public var vaeFolder: String = ""
-    /// A pretrained Hugging Face T5 folder, used frozen with a caption cache; nil trains `textEncoder` from scratch
-    /// jointly with the transformer (the shipped model's choice: a tiny T5 learns the Shapes captions' vocabulary).
+    /// A pretrained Hugging Face T5 folder, used frozen with a caption cache; nil trains the recipe's text encoder
+    /// from scratch jointly with the transformer (`GokuTrainingRecipe.textEncoder`; the shipped model's choice: a tiny
+    /// T5 learns the Shapes captions' vocabulary).
     public var textEncoderFolder: String?
-    /// The T5 trained from scratch when `textEncoderFolder` is nil; nil uses `ShapesText.encoderConfig`.
-    public var textEncoder: T5Config?
     /// Captions are tokenised to this many tokens.
     public var maxTextLength = 24
     /// Training on dataset folders: the stages, in order (`TrainingStage`: mixture, token budget, framing, schedule).
-    /// Empty: the Shapes recipe's generated data below (`data`, `datasetSize`, `samplesPerStep`).
+    /// Empty: the training recipe's data (`GokuTrainingRecipe.batchSource`; the Shapes recipe's generated clips).
     public var stages: [TrainingStage] = []
     /// How a prepared latent becomes x1: the posterior's mode (its mean, the default) or a draw from it.
     public var latentSampling = LatentSampling.mode
@@ -40,12 +45,6 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// Where datasets are prepared when no prepared copy matches: nil puts each in `<dataset>/.prepared/<key>` (or,
     /// when that folder cannot be written, in `<run>/prepared/<key>`).
     public var preparedRoot: String?
-    /// The generated training data (Shapes recipe, when `stages` is empty).
-    public var data = ShapesTrainingData()
-    /// Distinct training samples; their VAE latents are computed once and cached in the run folder.
-    public var datasetSize = 4096
-    /// Samples packed into one sequence per step (images and videos mixed, Patch n' Pack; Shapes recipe).
-    public var samplesPerStep = 8
     /// Optimizer steps of the whole run (with stages: the last stage runs until here).
     public var steps = 10000
     /// Peak learning rate.
@@ -77,29 +76,6 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// accumulation, master weights and optimizer state; see `MixedPrecision`). Sampling and export are Float32. A
     /// resumed run may switch it (for example, continuing an fp32 run in bf16).
     public var precision = TrainingPrecision.fp32
-    /// Weight of the text encoder's auxiliary caption-role loss (`CaptionRoleObjective`) beside the flow loss; 0
-    /// disables it. Only for a text encoder trained jointly (`textEncoderFolder` nil). A resumed run may turn it on:
-    /// the head starts fresh when the checkpoint has none.
-    public var textRoleLossWeight = 0.0
-    /// When the caption-role loss starts (a new run, or a resumed one whose checkpoint has no role head), steps of
-    /// that objective alone on the text encoder before training goes on (`CaptionRolePretraining`); 0 skips them.
-    public var textRolePretrainSteps = 400
-    /// Their peak learning rate.
-    public var textRolePretrainLearningRate = 1e-3
-    /// Whether they start the encoder from fresh weights, held near the old states by the anchor only.
-    public var textRoleReinitialize = false
-    /// Their anchor weight: how strongly the encoder's states are held where they were (`CaptionRolePretraining`).
-    public var textRoleAnchorWeight = 1.0
-    /// Extra loss weight of the latent positions that hold objects (`ForegroundWeighting`): 0 trains the plain MSE;
-    /// w makes each foreground position count 1 + w times a background one, so small objects' shapes are not a
-    /// negligible share of the loss.
-    public var foregroundLossWeight = 0.0
-    /// The distance from a latent frame's median vector (RMS over channels) above which a position is foreground.
-    public var foregroundThreshold = 0.15
-    /// Whose objects weigh more: `dataOrEstimate` (the data's and those of the model's estimate of the clean latent, so
-    /// drawing an object where there is none costs what missing one does; flow objective) or `data` (the data's only,
-    /// which was measured to teach the model to draw extra objects).
-    public var foregroundOf = ForegroundSource.dataOrEstimate
     /// Seed of initialisation, data order and noise.
     public var seed: UInt64 = 0
     /// Steps between checkpoints (0: only at the end).
@@ -110,15 +86,13 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var sampling = SamplingDefaults()
 
     /// The fields a resumed run may change besides `steps`: the matrix-product precision (weights and optimizer state
-    /// are Float32 either way), the caption-role settings (the head is not part of the model, and starts fresh
-    /// when turned on), and how flow times are drawn (`timesteps`, `shiftTimesteps`) and the loss weighted
-    /// (`foregroundLossWeight`, `foregroundThreshold`, `foregroundOf`): which noise levels and which parts of a frame a stage trains most
-    /// is a choice per stage, as in multi-stage recipes that move it between resolutions, and nothing in the checkpoint
-    /// depends on it. The `sampling` defaults, which only the exported `model_index.json` reads, may change too.
+    /// are Float32 either way), and how flow times are drawn (`timesteps`, `shiftTimesteps`): which noise levels a
+    /// stage trains most is a choice per stage, as in multi-stage recipes that move it between resolutions, and
+    /// nothing in the checkpoint depends on it. The `sampling` defaults, which only the exported `model_index.json`
+    /// reads, may change too, as may how data is read (`prefetchBatches`, `skipBadRows`, `preparedRoot`). A recipe adds
+    /// its own (`GokuRecipeOptions.changeableOnResume`).
     public static let changeableOnResume: Set<String> = [
-        "precision", "textRoleLossWeight", "textRolePretrainSteps", "textRolePretrainLearningRate", "textRoleAnchorWeight",
-        "textRoleReinitialize", "timesteps", "shiftTimesteps", "foregroundLossWeight", "foregroundThreshold",
-        "foregroundOf", "sampling", "prefetchBatches", "skipBadRows", "preparedRoot",
+        "precision", "timesteps", "shiftTimesteps", "sampling", "prefetchBatches", "skipBadRows", "preparedRoot",
     ]
 
     /// The defaults.
@@ -135,33 +109,27 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(!vaeFolder.isEmpty, "vaeFolder", "is required: a trained VAE folder (goku vae train)")
         try check((0...1).contains(firstFrameProbability), "firstFrameProbability", "must be in [0, 1]")
         try check(maxTextLength >= 2 && maxTextLength <= 512, "maxTextLength", "must be 2 to 512")
-        try check(datasetSize >= 1, "datasetSize", "must be positive")
-        try check(samplesPerStep >= 1, "samplesPerStep", "must be positive")
         try check(steps >= 1, "steps", "must be positive")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
         try check(warmupSteps >= 0 && weightDecay >= 0 && clipNorm >= 0, "warmupSteps", "warmupSteps, weightDecay and clipNorm must be ≥ 0")
         try check((0..<1).contains(emaDecay), "emaDecay", "must be in [0, 1)")
         try check((0...1).contains(captionDropout), "captionDropout", "must be in [0, 1]")
-        try check(foregroundLossWeight >= 0 && foregroundLossWeight.isFinite, "foregroundLossWeight", "must be ≥ 0")
-        try check(foregroundThreshold >= 0 && foregroundThreshold.isFinite, "foregroundThreshold", "must be ≥ 0")
-        try check(textRoleLossWeight >= 0 && textRoleLossWeight.isFinite, "textRoleLossWeight", "must be ≥ 0")
-        try check(textRolePretrainSteps >= 0, "textRolePretrainSteps", "must be ≥ 0")
-        try check(textRoleAnchorWeight >= 0 && textRoleAnchorWeight.isFinite, "textRoleAnchorWeight", "must be ≥ 0")
-        try check(textRolePretrainLearningRate > 0 && textRolePretrainLearningRate.isFinite, "textRolePretrainLearningRate", "must be positive")
-        try check(textRoleLossWeight == 0 || textEncoderFolder == nil, "textRoleLossWeight",
-            "needs a text encoder trained jointly (no textEncoderFolder)")
         try check(checkpointEvery >= 0 && keepCheckpoints >= 1, "checkpointEvery", "checkpointEvery ≥ 0, keepCheckpoints ≥ 1")
         for (i, stage) in stages.enumerated() { try stage.validate(index: i) }
         try check(prefetchBatches >= 0, "prefetchBatches", "must be ≥ 0")
-        try check(foregroundLossWeight == 0 || stages.isEmpty, "foregroundLossWeight",
-            "is tuned for the Shapes recipe's black frames; not for dataset folders")
-        try check((data.frames - 1) % 4 == 0, "data.frames", "\(data.frames) is not 1 + 4k")
-        try check(data.width % 16 == 0 && data.height % 16 == 0, "data.width", "\(data.width)x\(data.height) must be multiples of 16")
-        try check((0...1).contains(data.imageFraction), "data.imageFraction", "must be in [0, 1]")
     }
 
-    /// Reads a JSON config; unknown keys are errors naming the key and file.
+    /// Reads a JSON config of the core fields only; unknown keys (a recipe's too) are errors naming the key and file.
     public static func read(from url: URL) throws -> GokuTrainingConfig {
+        try read(from: url, recipeOptions: NoRecipeOptions.self).config
+    }
+
+    /// Reads a JSON config holding the core fields and those of a recipe's options in one flat object; a key of
+    /// neither type is an error naming the key and file. Each part is validated (`validate`, then the options'
+    /// `validate(for:)`).
+    public static func read<Options: GokuRecipeOptions>(
+        from url: URL, recipeOptions: Options.Type
+    ) throws -> (config: GokuTrainingConfig, options: Options) {
         let raw: Data
         do { raw = try Data(contentsOf: url) } catch {
             throw GokuPipelineError.invalidOption(option: url.path, reason: "cannot read: \(error.localizedDescription)")
@@ -169,37 +137,92 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
             throw GokuPipelineError.invalidOption(option: url.path, reason: "not a JSON object")
         }
-        let known = Set(Mirror(reflecting: GokuTrainingConfig()).children.compactMap(\.label))
+        let known = GokuRunConfig<Options>.fieldNames
         for key in object.keys.sorted() where !known.contains(key) {
             throw GokuPipelineError.invalidOption(option: key, reason: "unknown field in \(url.path)")
         }
-        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(GokuTrainingConfig())) as! [String: Any]
+        let defaults = GokuRunConfig(config: GokuTrainingConfig(), options: Options())
+        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(defaults)) as! [String: Any]
         for (key, value) in object { merged[key] = value }
-        let config: GokuTrainingConfig
+        let both: GokuRunConfig<Options>
         do {
-            config = try ConfigFile.decode(
-                GokuTrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged), file: url.path)
+            both = try ConfigFile.decode(
+                GokuRunConfig<Options>.self, from: JSONSerialization.data(withJSONObject: merged), file: url.path)
         } catch {
             throw GokuPipelineError.invalidOption(option: url.path, reason: "\(error)")
         }
-        try config.validate()
-        return config
+        try both.config.validate()
+        try both.options.validate(for: both.config)
+        return (both.config, both.options)
     }
 }
 
-/// The Shapes data the transformer trains on.
-public struct ShapesTrainingData: Codable, Equatable, Sendable {
-    /// Data seed.
-    public var seed: UInt64 = 1
-    /// Frame size, multiples of 16.
-    public var width = 64, height = 64
-    /// Frames of a video, 1 + 4k.
-    public var frames = 17
-    /// Share of images among the samples.
-    public var imageFraction = 0.3
+/// A training recipe's own config fields, read from and written to the same flat JSON object as
+/// `GokuTrainingConfig`'s (a config file, and `run.json`). Every field needs a default (`init()`), and its names must
+/// differ from the core's.
+public protocol GokuRecipeOptions: Codable, Equatable, Sendable {
+    /// The defaults.
+    init()
+    /// The fields a resumed run may change besides the core's `GokuTrainingConfig.changeableOnResume`.
+    static var changeableOnResume: Set<String> { get }
+    /// Checks every field, also against the core config; throws `GokuPipelineError.invalidOption` naming the first
+    /// bad one.
+    func validate(for config: GokuTrainingConfig) throws
+}
 
-    /// The defaults: 64×64, 17 frames, 30% images.
+/// The options of no recipe: no fields (a run on dataset folders with a pretrained text encoder).
+public struct NoRecipeOptions: GokuRecipeOptions {
+    /// No fields.
     public init() {}
+    /// Nothing to change.
+    public static var changeableOnResume: Set<String> { [] }
+    /// Nothing to check.
+    public func validate(for config: GokuTrainingConfig) throws {}
+}
+
+/// The core config and a recipe's options as the one flat JSON object of a config file and of `run.json`: both types
+/// encode their fields into the same object, and each decodes its own from it (the other's keys are ignored there).
+public struct GokuRunConfig<Options: GokuRecipeOptions>: Codable, Equatable {
+    /// The core fields.
+    public var config: GokuTrainingConfig
+    /// The recipe's fields.
+    public var options: Options
+
+    /// Both parts.
+    public init(config: GokuTrainingConfig, options: Options) {
+        self.config = config
+        self.options = options
+    }
+
+    /// Decodes both parts from one object.
+    public init(from decoder: Decoder) throws {
+        config = try GokuTrainingConfig(from: decoder)
+        options = try Options(from: decoder)
+    }
+
+    /// Encodes both parts into one object.
+    public func encode(to encoder: Encoder) throws {
+        try config.encode(to: encoder)
+        try options.encode(to: encoder)
+    }
+
+    /// The keys of both parts (every field of each, optional ones included).
+    public static var fieldNames: Set<String> {
+        Set(Mirror(reflecting: GokuTrainingConfig()).children.compactMap(\.label))
+            .union(Mirror(reflecting: Options()).children.compactMap(\.label))
+    }
+
+    /// The fields a resumed run may change besides `steps`: the core's and the recipe's.
+    public static var changeableOnResume: Set<String> {
+        GokuTrainingConfig.changeableOnResume.union(Options.changeableOnResume)
+    }
+
+    /// Writes both into a new run folder's `run.json`, or checks them against the one there (`RunConfigFile`).
+    public func checkOrWrite(in folder: URL) throws {
+        try RunConfigFile.checkOrWrite(
+            self, in: folder, mayChange: Self.changeableOnResume,
+            defaults: GokuRunConfig(config: GokuTrainingConfig(), options: Options()))
+    }
 }
 
 /// The training objective.
@@ -227,14 +250,6 @@ public enum TrainingPrecision: String, Codable, Sendable, CaseIterable {
 
     /// The engine's mode.
     public var mode: MixedPrecision.Mode { MixedPrecision.Mode(name: rawValue)! }
-}
-
-/// Whose foreground the Shapes recipe's loss weighting follows.
-public enum ForegroundSource: String, Codable, Sendable, CaseIterable {
-    /// The data's objects only.
-    case data
-    /// The data's and those of the model's estimate of the clean latent.
-    case dataOrEstimate
 }
 
 /// How a prepared latent (a VAE posterior) becomes the clean sample x1 of a step.

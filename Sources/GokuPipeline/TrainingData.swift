@@ -3,21 +3,30 @@ import Foundation
 import TensorCore
 
 /// One clean training example as the step sees it.
-struct TrainingExample {
+public struct TrainingExample {
     /// The scaled latent x1 (C, T, h, w), or the posterior mean when `latentStd` is set.
-    var latent: Tensor
+    public var latent: Tensor
     /// The posterior's standard deviation, when the step draws x1 from the posterior.
-    var latentStd: Tensor?
+    public var latentStd: Tensor?
     /// The caption.
-    var caption: String
+    public var caption: String
     /// The frozen text encoder's states of the caption's tokens (Ltext, D), when prepared.
-    var textStates: Tensor?
+    public var textStates: Tensor?
     /// Whether it is an image (one latent frame).
-    var isImage: Bool { latent.shape[1] == 1 }
+    public var isImage: Bool { latent.shape[1] == 1 }
+
+    /// An example; `latentStd` and `textStates` are for prepared data.
+    public init(latent: Tensor, latentStd: Tensor? = nil, caption: String, textStates: Tensor? = nil) {
+        self.latent = latent
+        self.latentStd = latentStd
+        self.caption = caption
+        self.textStates = textStates
+    }
 }
 
-/// Where `GokuTrainer` takes each step's examples from, by data position, so a resumed run takes the same ones.
-protocol TrainingBatchSource: AnyObject {
+/// Where `GokuTrainer` takes each step's examples from, by data position, so a resumed run takes the same ones: the
+/// staged dataset folders' `StagedBatchSource`, or a recipe's data (`GokuTrainingRecipe.batchSource`).
+public protocol TrainingBatchSource: AnyObject {
     /// The examples of step `step`; advances the position.
     func nextBatch(step: Int) throws -> [TrainingExample]
     /// The position after the last batch taken (saved as `TrainingState.dataPosition`).
@@ -26,51 +35,10 @@ protocol TrainingBatchSource: AnyObject {
     func runState() -> [String: String]
     /// Continues from a saved position.
     func restore(position: Int, state: [String: String])
-    /// Every caption of the training data (for the text encoder's caption-role phase).
+    /// Every caption of the training data (for an auxiliary text objective's pre-training phase).
     var captions: [String] { get }
     /// Samples available.
     var sampleCount: Int { get }
-}
-
-/// The Shapes recipe's data: the cached latents of `LatentDataset`, `samplesPerStep` a step, each epoch a
-/// permutation fixed by the seed and the epoch number.
-final class ShapesBatchSource: TrainingBatchSource {
-    let dataset: LatentDataset
-    let samplesPerStep: Int
-    let seed: UInt64
-    private(set) var position: Int
-    /// The shuffled order of the current epoch (recomputed only when the epoch changes).
-    private var epochOrder: (epoch: Int, order: [Int])?
-
-    init(dataset: LatentDataset, samplesPerStep: Int, seed: UInt64) {
-        self.dataset = dataset
-        self.samplesPerStep = samplesPerStep
-        self.seed = seed
-        position = 0
-    }
-
-    var captions: [String] { dataset.items.map(\.caption) }
-    var sampleCount: Int { dataset.items.count }
-    func runState() -> [String: String] { [:] }
-    func restore(position: Int, state: [String: String]) { self.position = position }
-
-    /// The dataset index of the `position`-th sample drawn.
-    func datasetIndex(at position: Int) -> Int {
-        let n = dataset.items.count, epoch = position / n
-        if epochOrder?.epoch != epoch {
-            var order = Array(0..<n)
-            let shuffle = RandomGenerator(seed: seed &+ 0xDA7A &+ UInt64(epoch) &* 0x9E37_79B9)
-            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, shuffle.nextInt(below: i + 1)) }
-            epochOrder = (epoch, order)
-        }
-        return epochOrder!.order[position % n]
-    }
-
-    func nextBatch(step: Int) throws -> [TrainingExample] {
-        let items = (0..<samplesPerStep).map { dataset.items[datasetIndex(at: position + $0)] }
-        position += items.count
-        return items.map { TrainingExample(latent: $0.latent, caption: $0.caption) }
-    }
 }
 
 /// The data of a staged run on prepared dataset folders: per stage a `PackingSampler` over its mixture, walked batch

@@ -3,6 +3,7 @@ import Datasets
 import Foundation
 import GokuPipeline
 import Media
+import ShapesRecipe
 import TensorCore
 import TestSupport
 import TextEncoder
@@ -18,7 +19,11 @@ import XCTest
 final class DatasetPipelineEndToEndTests: XCTestCase {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    var goku: URL { root.appendingPathComponent(".build/release/goku") }
+    /// The release binary: `GOKU_BINARY` when set (a build in another scratch folder), else `.build/release/goku`.
+    var goku: URL {
+        ProcessInfo.processInfo.environment["GOKU_BINARY"].map { URL(fileURLWithPath: $0) }
+            ?? root.appendingPathComponent(".build/release/goku")
+    }
 
     @discardableResult
     func runGoku(_ arguments: [String]) throws -> String {

@@ -3,6 +3,7 @@ import Foundation
 import GokuModel
 import GokuPipeline
 import Media
+import ShapesRecipe
 import TensorCore
 import TestSupport
 import TextEncoder

@@ -3,6 +3,7 @@ import GokuModel
 import GokuPipeline
 import RectifiedFlow
 import ShapesDataset
+import ShapesRecipe
 import TensorCore
 import TestSupport
 import TextEncoder
@@ -16,6 +17,8 @@ final class GokuPipelineTests: XCTestCase {
     private static var folder: URL!
     private static var vaeFolder: URL!
     private let devNull = FileHandle(forWritingAtPath: "/dev/null")!
+    /// The recipe of these runs, which have no stages and train their text encoder.
+    private let shapes = ShapesTrainingRecipe(options: tinyOptions())
 
     override class func setUp() {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("goku-pipeline-\(UUID().uuidString)")
@@ -31,15 +34,7 @@ final class GokuPipelineTests: XCTestCase {
         var config = GokuTrainingConfig()
         config.preset = "tiny"
         config.vaeFolder = Self.vaeFolder.path
-        config.textEncoder = T5Config(
-            dModel: 24, dKV: 8, dFF: 48, numLayers: 1, numHeads: 3, relativeAttentionNumBuckets: 8,
-            relativeAttentionMaxDistance: 16, vocabSize: 128)
         config.maxTextLength = 12
-        config.data.width = 16
-        config.data.height = 16
-        config.data.frames = 5
-        config.datasetSize = 6
-        config.samplesPerStep = 3
         config.steps = steps
         config.warmupSteps = 1
         config.emaDecay = 0.9
@@ -48,10 +43,24 @@ final class GokuPipelineTests: XCTestCase {
         return config
     }
 
+    /// The Shapes recipe's settings of these runs: a tiny text encoder, 6 clips of 16×16, 3 a step.
+    private static func tinyOptions() -> ShapesRecipeOptions {
+        var options = ShapesRecipeOptions()
+        options.textEncoder = T5Config(
+            dModel: 24, dKV: 8, dFF: 48, numLayers: 1, numHeads: 3, relativeAttentionNumBuckets: 8,
+            relativeAttentionMaxDistance: 16, vocabSize: 128)
+        options.data.width = 16
+        options.data.height = 16
+        options.data.frames = 5
+        options.datasetSize = 6
+        options.samplesPerStep = 3
+        return options
+    }
+
     /// A run trained 2 steps in `name`, and copies of its folder named `copies`, each ready to be resumed differently.
     private func trainedRun(_ name: String, copies: [String]) throws -> [URL] {
         let run = Self.folder.appendingPathComponent(name)
-        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, recipe: shapes, showProgress: false)
             .run(showProgress: false, output: devNull)
         let others = copies.map { Self.folder.appendingPathComponent($0) }
         for other in others { try FileManager.default.copyItem(at: run, to: other) }
@@ -60,15 +69,31 @@ final class GokuPipelineTests: XCTestCase {
 
     /// Four steps straight equal two steps, a fresh trainer, and two more; the exported folder loads and generates
     /// deterministically.
+    /// Without a recipe, a run needs stages (its data) and a pretrained text encoder: each missing one is named.
+    func testTrainingWithoutARecipeNeedsStagesAndATextEncoder() throws {
+        XCTAssertThrowsError(try GokuTrainer(
+            config: tinyConfig(steps: 1), runDirectory: Self.folder.appendingPathComponent("no-recipe"), showProgress: false)
+        ) { error in
+            XCTAssertTrue("\(error)".contains("stages"), "\(error)")
+        }
+        var staged = tinyConfig(steps: 1)
+        staged.stages = [TrainingStage(name: "s", steps: 1, datasets: [.init(path: "/nowhere")], tokenBudget: 4096)]
+        XCTAssertThrowsError(try GokuTrainer(
+            config: staged, runDirectory: Self.folder.appendingPathComponent("no-recipe-staged"), showProgress: false)
+        ) { error in
+            XCTAssertTrue("\(error)".contains("textEncoderFolder"), "\(error)")
+        }
+    }
+
     func testTrainResumeExportGenerate() throws {
         let straightRun = Self.folder.appendingPathComponent("straight")
-        let straight = try GokuTrainer(config: tinyConfig(steps: 4), runDirectory: straightRun, showProgress: false)
+        let straight = try GokuTrainer(config: tinyConfig(steps: 4), runDirectory: straightRun, recipe: shapes, showProgress: false)
         try straight.run(showProgress: false, output: devNull)
 
         let resumedRun = Self.folder.appendingPathComponent("resumed")
-        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: resumedRun, showProgress: false)
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: resumedRun, recipe: shapes, showProgress: false)
             .run(showProgress: false, output: devNull)
-        let resumed = try GokuTrainer(config: tinyConfig(steps: 4), runDirectory: resumedRun, showProgress: false)
+        let resumed = try GokuTrainer(config: tinyConfig(steps: 4), runDirectory: resumedRun, recipe: shapes, showProgress: false)
         XCTAssertEqual(resumed.step, 2)
         try resumed.run(showProgress: false, output: devNull)
         for (key, value) in straight.transformer.parameterDictionary() {
@@ -101,7 +126,7 @@ final class GokuPipelineTests: XCTestCase {
     /// leaves its metrics log as it is; training from the checkpoint then drops the records past it.
     func testExportLeavesTheMetricsLogAlone() throws {
         let run = Self.folder.appendingPathComponent("export-log")
-        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, recipe: shapes, showProgress: false)
             .run(showProgress: false, output: devNull)
         let url = run.appendingPathComponent("metrics.jsonl")
         let handle = try FileHandle(forWritingTo: url)
@@ -109,10 +134,10 @@ final class GokuPipelineTests: XCTestCase {
         handle.write(Data("{\"step\":3,\"loss\":0.5}\n".utf8))  // as a live run past the checkpoint would
         try handle.close()
         let before = try Data(contentsOf: url)
-        let exporter = try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+        let exporter = try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, recipe: shapes, showProgress: false)
         try exporter.export(to: run.appendingPathComponent("exported"))
         XCTAssertEqual(try Data(contentsOf: url), before, "export rewrote the metrics log")
-        let resumed = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: run, showProgress: false)
+        let resumed = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: run, recipe: shapes, showProgress: false)
         try resumed.run(showProgress: false, output: devNull)
         let steps = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").filter { $0.contains("\"step\":3") }
         XCTAssertEqual(steps.count, 1, "the record past the checkpoint was dropped and step 3 logged once")
@@ -121,24 +146,28 @@ final class GokuPipelineTests: XCTestCase {
     /// The caption-role loss turned on when resuming a run without it: its phase runs once, the head starts fresh, the
     /// loss is logged, and from then on resuming is exact for the head too.
     func testRoleLossTurnedOnWhenResuming() throws {
-        func roleConfig(steps: Int, weight: Double) -> GokuTrainingConfig {
+        func roleConfig(steps: Int) -> GokuTrainingConfig {
             var config = tinyConfig(steps: steps)
             config.maxTextLength = 16  // pair captions fit, so they are labelled too
-            config.textRoleLossWeight = weight
             config.decay = .constant  // the learning rate then does not depend on the step count each phase targets
-            config.textRolePretrainSteps = 3
-            config.textRoleReinitialize = true
             return config
         }
+        func roleRecipe(weight: Double) -> ShapesTrainingRecipe {
+            var options = Self.tinyOptions()
+            options.textRoleLossWeight = weight
+            options.textRolePretrainSteps = 3
+            options.textRoleReinitialize = true
+            return ShapesTrainingRecipe(options: options)
+        }
         let straightRun = Self.folder.appendingPathComponent("roles-straight")
-        try GokuTrainer(config: roleConfig(steps: 2, weight: 0), runDirectory: straightRun, showProgress: false)
+        try GokuTrainer(config: roleConfig(steps: 2), runDirectory: straightRun, recipe: roleRecipe(weight: 0), showProgress: false)
             .run(showProgress: false, output: devNull)
-        let straight = try GokuTrainer(config: roleConfig(steps: 6, weight: 0.1), runDirectory: straightRun, showProgress: false)
+        let straight = try GokuTrainer(config: roleConfig(steps: 6), runDirectory: straightRun, recipe: roleRecipe(weight: 0.1), showProgress: false)
         XCTAssertEqual(straight.step, 2)
-        XCTAssertTrue(straight.rolePretrainingPending)
+        XCTAssertTrue(straight.textPretrainingPending)
         let before = straight.text.encoder.model.parameterDictionary()["shared.weight"]!.scalars
         try straight.run(showProgress: false, output: devNull)
-        XCTAssertFalse(straight.rolePretrainingPending)
+        XCTAssertFalse(straight.textPretrainingPending)
         XCTAssertNotEqual(straight.text.encoder.model.parameterDictionary()["shared.weight"]!.scalars, before)
         let log = try String(contentsOf: straightRun.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         let lines = log.split(separator: "\n")
@@ -146,22 +175,22 @@ final class GokuPipelineTests: XCTestCase {
         XCTAssertTrue(lines[2].contains("text_role_loss"), String(lines[2]))
 
         let resumedRun = Self.folder.appendingPathComponent("roles-resumed")
-        try GokuTrainer(config: roleConfig(steps: 2, weight: 0), runDirectory: resumedRun, showProgress: false)
+        try GokuTrainer(config: roleConfig(steps: 2), runDirectory: resumedRun, recipe: roleRecipe(weight: 0), showProgress: false)
             .run(showProgress: false, output: devNull)
-        try GokuTrainer(config: roleConfig(steps: 4, weight: 0.1), runDirectory: resumedRun, showProgress: false)
+        try GokuTrainer(config: roleConfig(steps: 4), runDirectory: resumedRun, recipe: roleRecipe(weight: 0.1), showProgress: false)
             .run(showProgress: false, output: devNull)
-        let resumed = try GokuTrainer(config: roleConfig(steps: 6, weight: 0.1), runDirectory: resumedRun, showProgress: false)
-        XCTAssertFalse(resumed.rolePretrainingPending, "the checkpoint has the head: the phase ran before it")
+        let resumed = try GokuTrainer(config: roleConfig(steps: 6), runDirectory: resumedRun, recipe: roleRecipe(weight: 0.1), showProgress: false)
+        XCTAssertFalse(resumed.textPretrainingPending, "the checkpoint has the head: the phase ran before it")
         try resumed.run(showProgress: false, output: devNull)
-        for (key, value) in straight.roleObjective!.head.parameterDictionary() {
-            XCTAssertEqual(resumed.roleObjective!.head.parameterDictionary()[key]!.scalars, value.scalars, "head " + key)
+        for (key, value) in (straight.auxiliaryTextObjective as! CaptionRoleTextObjective).objective.head.parameterDictionary() {
+            XCTAssertEqual((resumed.auxiliaryTextObjective as! CaptionRoleTextObjective).objective.head.parameterDictionary()[key]!.scalars, value.scalars, "head " + key)
         }
         for (key, value) in straight.text.encoder.model.parameterDictionary() {
             XCTAssertEqual(resumed.text.encoder.model.parameterDictionary()[key]!.scalars, value.scalars, "text " + key)
         }
         XCTAssertThrowsError(try GokuTrainer(
-            config: { var c = roleConfig(steps: 6, weight: 0.1); c.textEncoderFolder = "/nowhere"; return c }(),
-            runDirectory: Self.folder.appendingPathComponent("roles-frozen"), showProgress: false)
+            config: { var c = roleConfig(steps: 6); c.textEncoderFolder = "/nowhere"; return c }(),
+            runDirectory: Self.folder.appendingPathComponent("roles-frozen"), recipe: roleRecipe(weight: 0.1), showProgress: false)
         ) { error in
             XCTAssertTrue("\(error)".contains("textRoleLossWeight"), "\(error)")
         }
@@ -174,13 +203,13 @@ final class GokuPipelineTests: XCTestCase {
         let runs = try trainedRun("times-first", copies: ["times-second"])
         let (first, second) = (runs[0], runs[1])
 
-        let same = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: first, showProgress: false)
+        let same = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: first, recipe: shapes, showProgress: false)
         try same.run(showProgress: false, output: devNull)
         var changed = tinyConfig(steps: 3)
         changed.timesteps = .uniform
         changed.shiftTimesteps = false
         changed.sampling.guidanceInterval = GuidanceInterval(lower: 0, upper: 0.7)  // read only by the exported index
-        let moved = try GokuTrainer(config: changed, runDirectory: second, showProgress: false)
+        let moved = try GokuTrainer(config: changed, runDirectory: second, recipe: shapes, showProgress: false)
         XCTAssertEqual(moved.step, 2)
         try moved.run(showProgress: false, output: devNull)
         let a = same.transformer.parameterDictionary(), b = moved.transformer.parameterDictionary()
@@ -193,7 +222,7 @@ final class GokuPipelineTests: XCTestCase {
 
         var other = tinyConfig(steps: 4)
         other.learningRate *= 2
-        XCTAssertThrowsError(try GokuTrainer(config: other, runDirectory: second, showProgress: false)) { error in
+        XCTAssertThrowsError(try GokuTrainer(config: other, runDirectory: second, recipe: shapes, showProgress: false)) { error in
             XCTAssertTrue("\(error)".contains("another config"), "\(error)")
         }
     }
@@ -206,29 +235,32 @@ final class GokuPipelineTests: XCTestCase {
         let runs = try trainedRun("foreground-plain", copies: ["foreground-data", "foreground-estimate"])
         let (plainRun, dataRun, estimateRun) = (runs[0], runs[1], runs[2])
 
-        let plain = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: plainRun, showProgress: false)
-        var config = tinyConfig(steps: 3)
-        config.foregroundLossWeight = 4
-        config.foregroundThreshold = 0.05
-        config.foregroundOf = .data
-        let data = try GokuTrainer(config: config, runDirectory: dataRun, showProgress: false)
+        let plain = try GokuTrainer(config: tinyConfig(steps: 3), runDirectory: plainRun, recipe: shapes, showProgress: false)
+        let config = tinyConfig(steps: 3)
+        var options = Self.tinyOptions()
+        options.foregroundLossWeight = 4
+        options.foregroundThreshold = 0.05
+        options.foregroundOf = .data
+        let data = try GokuTrainer(
+            config: config, runDirectory: dataRun, recipe: ShapesTrainingRecipe(options: options), showProgress: false)
         XCTAssertEqual(data.step, 2)
         let plainLoss = try plain.trainStep().loss, dataLoss = try data.trainStep().loss
         XCTAssertNotEqual(plainLoss, dataLoss, accuracy: 1e-6 * plainLoss, "the weighting changed nothing")
         let a = plain.transformer.parameterDictionary(), b = data.transformer.parameterDictionary()
         XCTAssertTrue(a.contains { key, value in b[key]!.scalars != value.scalars })
         let stored = try JSONDecoder().decode(
-            GokuTrainingConfig.self, from: Data(contentsOf: dataRun.appendingPathComponent("run.json")))
+            ShapesRecipeOptions.self, from: Data(contentsOf: dataRun.appendingPathComponent("run.json")))
         XCTAssertEqual(stored.foregroundLossWeight, 4)
         XCTAssertEqual(stored.foregroundThreshold, 0.05)
         XCTAssertEqual(stored.foregroundOf, .data)
 
-        config.foregroundOf = .dataOrEstimate
-        let estimate = try GokuTrainer(config: config, runDirectory: estimateRun, showProgress: false)
+        options.foregroundOf = .dataOrEstimate
+        let estimate = try GokuTrainer(
+            config: config, runDirectory: estimateRun, recipe: ShapesTrainingRecipe(options: options), showProgress: false)
         XCTAssertNotEqual(try estimate.trainStep().loss, dataLoss, accuracy: 1e-6 * dataLoss)
         let file = Self.folder.appendingPathComponent("foreground-both.json")
         try Data(#"{"vaeFolder": "v", "foregroundOf": "both"}"#.utf8).write(to: file)
-        XCTAssertThrowsError(try GokuTrainingConfig.read(from: file)) { error in
+        XCTAssertThrowsError(try ShapesTrainingRecipe.read(from: file)) { error in
             XCTAssertTrue("\(error)".contains("foregroundOf"), "\(error)")
         }
     }
@@ -238,7 +270,7 @@ final class GokuPipelineTests: XCTestCase {
     /// model's default interval round-trips through `model_index.json`.
     func testGuidanceInterval() throws {
         let run = Self.folder.appendingPathComponent("interval")
-        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, showProgress: false)
+        try GokuTrainer(config: tinyConfig(steps: 2), runDirectory: run, recipe: shapes, showProgress: false)
             .run(showProgress: false, output: devNull)
         let bundle = try GokuModelBundle.load(from: run.appendingPathComponent("model"))
         var options = GenerationOptions(prompt: "a small blue square")
@@ -283,7 +315,7 @@ final class GokuPipelineTests: XCTestCase {
     /// Bad requests are named, not crashes.
     func testGenerationErrors() throws {
         let run = Self.folder.appendingPathComponent("errors")
-        let trainer = try GokuTrainer(config: tinyConfig(steps: 1), runDirectory: run, showProgress: false)
+        let trainer = try GokuTrainer(config: tinyConfig(steps: 1), runDirectory: run, recipe: shapes, showProgress: false)
         try trainer.export(to: run.appendingPathComponent("model"))
         let bundle = try GokuModelBundle.load(from: run.appendingPathComponent("model"))
         func expect(_ option: String, _ change: (inout GenerationOptions) -> Void) {
@@ -310,7 +342,7 @@ final class GokuPipelineTests: XCTestCase {
     /// differ, or whose encoder is another, is refused, naming the setting or weight.
     func testReplacingTheDecoder() throws {
         let run = Self.folder.appendingPathComponent("decoder")
-        let trainer = try GokuTrainer(config: tinyConfig(steps: 1), runDirectory: run, showProgress: false)
+        let trainer = try GokuTrainer(config: tinyConfig(steps: 1), runDirectory: run, recipe: shapes, showProgress: false)
         try trainer.export(to: run.appendingPathComponent("model"))
         let bundle = try GokuModelBundle.load(from: run.appendingPathComponent("model"))
         let decoder = try VideoAutoencoder(config: bundle.vae.config)
@@ -378,5 +410,46 @@ final class GokuPipelineTests: XCTestCase {
         }
         XCTAssertEqual(tokenizer.encode("a large red circle").ids.count, 5)  // four words and </s>
         XCTAssertLessThanOrEqual(tokenizer.vocabularySize, ShapesText.encoderConfig.vocabSize)
+    }
+
+    /// A text encoder loaded from a folder is saved with that folder's tokenizer files, byte for byte (a pretrained
+    /// T5's normalizer and special-token files survive); one built in memory gets the Unigram `tokenizer.json`.
+    func testTextEncoderSaveKeepsALoadedTokenizer() throws {
+        let fm = FileManager.default
+        let model = T5EncoderModel(
+            config: T5Config(
+                dModel: 16, dKV: 8, dFF: 32, numLayers: 1, numHeads: 2, relativeAttentionNumBuckets: 8,
+                relativeAttentionMaxDistance: 16, vocabSize: 128),
+            generator: RandomGenerator(seed: 4))
+        let built = TextConditioning(T5TextEncoder(tokenizer: try ShapesText.tokenizer(), model: model, maxLength: 12))
+        let source = Self.folder.appendingPathComponent("t5-source")
+        try built.save(to: source)
+        XCTAssertEqual(
+            try Data(contentsOf: source.appendingPathComponent("tokenizer.json")),
+            try TextConditioning.unigramTokenizerJSON(built.encoder.tokenizer.pieces))
+        // The "pretrained" folder: its tokenizer.json laid out differently, and the files transformers reads beside it.
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("tokenizer.json")))
+        try JSONSerialization.data(withJSONObject: original, options: [.withoutEscapingSlashes])
+            .write(to: source.appendingPathComponent("tokenizer.json"))
+        try Data(#"{"model_max_length": 512, "tokenizer_class": "T5Tokenizer"}"#.utf8)
+            .write(to: source.appendingPathComponent("tokenizer_config.json"))
+        try Data(#"{"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}"#.utf8)
+            .write(to: source.appendingPathComponent("special_tokens_map.json"))
+
+        let loaded = TextConditioning(try T5TextEncoder.load(from: source, maxLength: 12), tokenizerFolder: source)
+        let copy = Self.folder.appendingPathComponent("t5-copy")
+        try loaded.save(to: copy)
+        for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+            XCTAssertEqual(
+                try Data(contentsOf: copy.appendingPathComponent(name)), try Data(contentsOf: source.appendingPathComponent(name)),
+                name)
+        }
+        XCTAssertFalse(fm.fileExists(atPath: copy.appendingPathComponent("spiece.model").path))
+        // Saved over its own folder, the files stay.
+        let before = try Data(contentsOf: source.appendingPathComponent("tokenizer.json"))
+        try loaded.save(to: source)
+        XCTAssertEqual(try Data(contentsOf: source.appendingPathComponent("tokenizer.json")), before)
+        let reloaded = try T5TextEncoder.load(from: copy, maxLength: 12)
+        XCTAssertEqual(reloaded.tokenizer.encode("a large red circle").ids, built.encoder.tokenizer.encode("a large red circle").ids)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GokuPipeline
 import ShapesDataset
+import ShapesRecipe
 import TensorCore
 import XCTest
 

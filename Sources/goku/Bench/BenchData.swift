@@ -2,6 +2,7 @@ import ArgumentParser
 import Benchmarks
 import Foundation
 import GokuPipeline
+import ShapesRecipe
 import TensorCore
 import Training
 
@@ -36,7 +37,9 @@ struct BenchData: ParsableCommand {
     func run() throws {
         if let threads { Parallel.threadCount = threads }
         guard steps > warmup, warmup >= 0 else { throw ValidationError("--steps must exceed --warmup ≥ 0") }
-        var base = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
+        let read = try ShapesTrainingRecipe.read(from: URL(fileURLWithPath: config))
+        var base = read.config
+        let recipe = read.recipe
         guard var stage = base.stages.last else { throw ValidationError("\(config) has no stages") }
         stage.datasets = [DatasetMixtureEntry(path: data)]
         stage.steps = steps
@@ -53,7 +56,7 @@ struct BenchData: ParsableCommand {
             let folder = scratch.appendingPathComponent("\(prefetch)")
             _ = BenchHarness.resetPeakMemory()
             let before = BenchHarness.residentMemory()
-            let trainer = try GokuTrainer(config: run, runDirectory: folder, showProgress: false)
+            let trainer = try GokuTrainer(config: run, runDirectory: folder, recipe: recipe, showProgress: false)
             try trainer.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
             let peak = BenchHarness.peakMemory()
             let records = try MetricsLog.records(in: folder.appendingPathComponent("metrics.jsonl")).dropFirst(warmup)

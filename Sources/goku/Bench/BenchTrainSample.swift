@@ -6,6 +6,7 @@ import GokuPipeline
 import NN
 import Optim
 import RectifiedFlow
+import ShapesRecipe
 import TensorCore
 import TextEncoder
 import VideoVAE

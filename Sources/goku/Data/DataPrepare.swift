@@ -4,6 +4,7 @@ import Datasets
 import Foundation
 import GokuModel
 import GokuPipeline
+import ShapesRecipe
 import TensorCore
 import VideoVAE
 
@@ -78,7 +79,7 @@ struct DataPrepare: ParsableCommand {
         if let config {
             // Each of the config's framings, as `goku train` would prepare them.
             guard output == nil, worker == nil else { throw ValidationError("--config prepares into the dataset's .prepared folder; drop --output") }
-            let training = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
+            let training = try ShapesTrainingRecipe.read(from: URL(fileURLWithPath: config)).config
             guard !training.stages.isEmpty else { throw ValidationError("\(config) has no stages") }
             let vaeConfig = try ConfigFile.read(VideoVAEConfig.self, from: URL(fileURLWithPath: training.vaeFolder))
             let patch = (training.transformer ?? GokuConfig.presets[training.preset]!).patchSize[1]

@@ -3,6 +3,7 @@ import Foundation
 import GokuPipeline
 import Media
 import ShapesDataset
+import ShapesRecipe
 import TensorCore
 import Training
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GokuPipeline
+import ShapesRecipe
 import TensorCore
 
 /// `goku train --config FILE --output DIR [--data DIR,…]`: trains the Goku transformer, on dataset folders in stages
@@ -10,7 +11,8 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train the Goku transformer (joint image + video, packed); resumes the run in --output.",
         discussion: """
-            The config is a JSON file of GokuTrainingConfig fields; vaeFolder is required. With "stages", the run trains
+            The config is a JSON file of GokuTrainingConfig and ShapesRecipeOptions fields in one object; vaeFolder is
+            required. Without "stages", the run trains the Shapes recipe's generated data. With "stages", the run trains
             on dataset folders (manifest.jsonl + media), preparing each one the first time (goku data prepare); --data
             replaces every stage's datasets. The run folder gets run.json, metrics.jsonl, checkpoints/ and, at the end,
             model/ (a complete model folder for goku generate --model).
@@ -45,7 +47,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let threads { Parallel.threadCount = threads }
-        var trainingConfig = try GokuTrainingConfig.read(from: URL(fileURLWithPath: config))
+        // The core fields and the Shapes recipe's, from one flat file; the recipe supplies what a run without stages
+        // or without a pretrained text encoder needs.
+        var (trainingConfig, recipe) = try ShapesTrainingRecipe.read(from: URL(fileURLWithPath: config))
         if let steps { trainingConfig.steps = steps }
         if let precision {
             guard let value = TrainingPrecision(rawValue: precision) else {
@@ -53,7 +57,7 @@ struct TrainCommand: ParsableCommand {
             }
             trainingConfig.precision = value
         }
-        if let textRoleLoss { trainingConfig.textRoleLossWeight = textRoleLoss }
+        if let textRoleLoss { recipe.options.textRoleLossWeight = textRoleLoss }
         if skipBad { trainingConfig.skipBadRows = true }
         if let data {
             let folders = data.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
@@ -66,8 +70,9 @@ struct TrainCommand: ParsableCommand {
             }
         }
         try trainingConfig.validate()
+        try recipe.validate(config: trainingConfig)
         let runURL = URL(fileURLWithPath: output)
-        let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL)
+        let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL, recipe: recipe)
         if exportOnly {
             try trainer.export(to: runURL.appendingPathComponent("model"))
             print("exported step \(trainer.step) to \(runURL.appendingPathComponent("model").path)")

@@ -3,6 +3,7 @@ import GokuPipeline
 import NN
 import Optim
 import ShapesDataset
+import ShapesRecipe
 import TensorCore
 import TextEncoder
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import GokuPipeline
 import ShapesDataset
 import TensorCore
 

@@ -1,4 +1,5 @@
 import Foundation
+import GokuPipeline
 import NN
 import Optim
 import TensorCore

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import GokuPipeline
 import ShapesDataset
 import TensorCore
 import TextEncoder
@@ -77,10 +78,6 @@ public final class LatentDataset {
 
     /// A digest of a VAE folder's config and weights, naming the latent space.
     public static func identity(ofVAEFolder folder: URL) throws -> String {
-        var hasher = SHA256()
-        for name in ["config.json", VideoAutoencoder.weightsFileName] {
-            hasher.update(Array(try Data(contentsOf: folder.appendingPathComponent(name))))
-        }
-        return SHA256.hex(hasher.finalize())
+        try DatasetPreparer.vaeIdentity(ofFolder: folder)
     }
 }

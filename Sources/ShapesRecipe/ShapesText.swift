@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import GokuPipeline
 import ShapesDataset
 import TensorCore
 import TextEncoder
@@ -53,54 +54,8 @@ public enum ShapesText {
             relativeAttentionMaxDistance: 128, vocabSize: vocabulary)
     }
 
-    /// A Hugging Face `tokenizer.json` for `pieces` (Unigram model, Metaspace pre-tokenizer, `</s>` appended), which
-    /// `T5Tokenizer(tokenizerJSON:)` and transformers' `T5TokenizerFast` read.
+    /// A Hugging Face `tokenizer.json` for `pieces` (`TextConditioning.unigramTokenizerJSON`).
     public static func tokenizerJSON(_ pieces: [VocabularyPiece]) throws -> Data {
-        let special = pieces.enumerated().filter { $0.element.kind == .control || $0.element.kind == .unknown }
-        let root: [String: Any] = [
-            "version": "1.0",
-            "truncation": NSNull(),
-            "padding": NSNull(),
-            "added_tokens": special.map { id, piece in
-                [
-                    "id": id, "content": piece.piece, "single_word": false, "lstrip": false, "rstrip": false,
-                    "normalized": false, "special": true,
-                ] as [String: Any]
-            },
-            "normalizer": NSNull(),
-            "pre_tokenizer": [
-                "type": "Sequence",
-                "pretokenizers": [
-                    ["type": "WhitespaceSplit"],
-                    ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true],
-                ],
-            ] as [String: Any],
-            "post_processor": [
-                "type": "TemplateProcessing",
-                "single": [["Sequence": ["id": "A", "type_id": 0]], ["SpecialToken": ["id": "</s>", "type_id": 0]]],
-                "pair": [
-                    ["Sequence": ["id": "A", "type_id": 0]], ["SpecialToken": ["id": "</s>", "type_id": 0]],
-                    ["Sequence": ["id": "B", "type_id": 0]], ["SpecialToken": ["id": "</s>", "type_id": 0]],
-                ],
-                "special_tokens": ["</s>": ["id": "</s>", "ids": [1], "tokens": ["</s>"]]],
-            ] as [String: Any],
-            "decoder": ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true],
-            "model": [
-                "type": "Unigram", "unk_id": 2, "byte_fallback": false,
-                "vocab": pieces.map { [$0.piece, Double($0.score)] as [Any] },
-            ] as [String: Any],
-        ]
-        return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
-    }
-}
-
-extension TextConditioning {
-    /// Writes a Hugging Face T5 folder: `config.json`, `model.safetensors` and `tokenizer.json`.
-    public func save(to folder: URL) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try ConfigFile.write(encoder.model.config, to: folder)
-        try encoder.model.saveWeights(to: folder.appendingPathComponent("model.safetensors"))
-        let json = try ShapesText.tokenizerJSON(encoder.tokenizer.pieces)
-        try AtomicFile.write(json, to: folder.appendingPathComponent("tokenizer.json"))
+        try TextConditioning.unigramTokenizerJSON(pieces)
     }
 }

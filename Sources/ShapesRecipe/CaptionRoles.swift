@@ -1,6 +1,7 @@
+import GokuPipeline
+import NN
 import ShapesDataset
 import TensorCore
-import NN
 
 /// Where in the frame the object a caption word describes lies: the label of the text encoder's auxiliary
 /// objective (`CaptionRoleObjective`).
@@ -59,9 +60,12 @@ public final class CaptionRoleObjective {
         head = Linear(dimension, CaptionRole.allCases.count, generator: generator)
     }
 
+    /// The prefix of the head's keys in the trainer's checkpoint (`model` group).
+    public static let prefix = "text_role_head."
+
     /// Its parameters, named under `text_role_head.`.
     public var namedParameters: [(key: String, tensor: Tensor)] {
-        head.namedParameters().map { (key: "text_role_head." + $0.key, tensor: $0.tensor) }
+        head.namedParameters().map { (key: Self.prefix + $0.key, tensor: $0.tensor) }
     }
 
     /// One-hot targets (B, L, roles) for `captions` padded to `length` tokens: the words' roles, `none` for `</s>`,
