@@ -39,7 +39,7 @@ public enum RectifiedFlow {
     }
 
     /// The weighted MSE loss: Σ w·‖v̂ − v‖² / Σ w over every latent element, with each sample's weights broadcast over
-    /// its prediction (e.g. (1, T, H, W) against (C, T, H, W), from `ForegroundWeighting.weights(for:)`). Normalising
+    /// its prediction (e.g. (1, T, H, W) against (C, T, H, W), a recipe's per-position weights). Normalising
     /// by the weights keeps the loss on the plain loss's scale; with all weights 1 it is `loss(predictions:targets:)`.
     /// - Parameters: predictions, targets: per sample, equal shapes; weights: per sample, broadcastable to them,
     ///   non-negative and not all zero.
