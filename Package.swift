@@ -157,11 +157,14 @@ let package = Package(
         .testTarget(name: "VideoVAETests", dependencies: ["VideoVAE", "TestSupport"], exclude: ["Fixtures"]),
         .target(
             name: "VAETraining",
-            dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Training", "VideoVAE", "ShapesDataset", "Datasets"],
+            dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Training", "VideoVAE", "Datasets"],
             swiftSettings: kernelFlags),
         .testTarget(
             name: "VAETrainingTests",
-            dependencies: ["VAETraining", "VideoVAE", "Training", "Datasets", "VideoIO", "Media", "TensorCore", "TestSupport"]),
+            dependencies: [
+                "VAETraining", "ShapesRecipe", "VideoVAE", "Training", "Datasets", "VideoIO", "Media", "TensorCore",
+                "TestSupport",
+            ]),
         .target(
             name: "GokuPipeline",
             dependencies: [
@@ -174,7 +177,7 @@ let package = Package(
             name: "ShapesRecipe",
             dependencies: [
                 "TensorCore", "NN", "Optim", "Checkpoint", "Training", "TextEncoder", "VideoVAE", "GokuPipeline",
-                "ShapesDataset",
+                "ShapesDataset", "VAETraining",
             ],
             swiftSettings: kernelFlags),
         .testTarget(

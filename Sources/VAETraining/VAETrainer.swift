@@ -134,14 +134,19 @@ public final class VAETrainer: TrainingTask {
             data != nil && heldOut != nil
                 ? nil : try FolderClipSplit(directory: URL(fileURLWithPath: path), options: config.folderData)
         }
-        let whole: ClipSource = try data ?? folder?.training ?? ShapesClipSource(config.resolvedShapes)
+        guard let whole: ClipSource = data ?? folder?.training, let heldOutSource = heldOut ?? folder?.heldOut else {
+            throw VAETrainingError.invalidConfig(
+                field: "dataFolder",
+                reason: "no training data: give a dataset folder (dataFolder, goku vae train --data), or clip sources "
+                    + "(the Shapes recipe's, which goku vae train uses for a config without dataFolder)")
+        }
         wholeData = whole
         self.data =
             config.cropSize != nil || config.cropFrames != nil
             ? CroppedClipSource(
                 whole, size: config.cropSize, frames: config.cropFrames, candidates: config.cropCandidates,
                 seed: config.seed) : whole
-        self.heldOut = try heldOut ?? folder?.heldOut ?? ShapesClipSource(config.resolvedShapes, heldOut: true)
+        self.heldOut = heldOutSource
         if let folder { try Self.check(folder, config: config) }
 
         let parameters = vae.namedParameters()

@@ -2,6 +2,7 @@ import Foundation
 import TensorCore
 import TestSupport
 import Training
+import ShapesRecipe
 import VAETraining
 import VideoVAE
 import XCTest
@@ -62,13 +63,13 @@ final class VAETrainerTests: XCTestCase {
     /// writes a loadable diffusers folder and a metrics log with one line per step (plus the final evaluation).
     func testResumeEqualsUninterruptedRun() throws {
         let straightFolder = folder.appendingPathComponent("straight")
-        let straight = try VAETrainer(config: tinyConfig(steps: 4), runDirectory: straightFolder)
+        let straight = try shapesTrainer(tinyConfig(steps: 4), straightFolder)
         try straight.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
 
         let resumedFolder = folder.appendingPathComponent("resumed")
-        let firstHalf = try VAETrainer(config: tinyConfig(steps: 2), runDirectory: resumedFolder)
+        let firstHalf = try shapesTrainer(tinyConfig(steps: 2), resumedFolder)
         try firstHalf.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
-        let secondHalf = try VAETrainer(config: tinyConfig(steps: 4), runDirectory: resumedFolder)
+        let secondHalf = try shapesTrainer(tinyConfig(steps: 4), resumedFolder)
         XCTAssertEqual(secondHalf.step, 2)
         try secondHalf.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
 
@@ -106,10 +107,10 @@ final class VAETrainerTests: XCTestCase {
 
     /// A run folder refuses a changed config; unknown fields and bad frame counts are named.
     func testConfigErrors() throws {
-        _ = try VAETrainer(config: tinyConfig(steps: 2), runDirectory: folder)
+        _ = try shapesTrainer(tinyConfig(steps: 2), folder)
         var changed = tinyConfig(steps: 2)
         changed.learningRate = 1
-        XCTAssertThrowsError(try VAETrainer(config: changed, runDirectory: folder)) { error in
+        XCTAssertThrowsError(try shapesTrainer(changed, folder)) { error in
             XCTAssertTrue("\(error)".contains("another config"), "\(error)")
         }
 
@@ -168,7 +169,7 @@ final class VAETrainerTests: XCTestCase {
         mismatched.preset = "small"
         mismatched.shapes = ShapesDataOptions(seed: 5, width: 64, height: 64, frames: 5)
         mismatched.initializeFrom = sourceFolder.path
-        XCTAssertThrowsError(try VAETrainer(config: mismatched, runDirectory: folder.appendingPathComponent("m"))) {
+        XCTAssertThrowsError(try shapesTrainer(mismatched, folder.appendingPathComponent("m"))) {
             error in XCTAssertTrue("\(error)".contains("initializeFrom"), "\(error)")
         }
     }
@@ -181,7 +182,7 @@ final class VAETrainerTests: XCTestCase {
         config.cropSize = 8
         config.wholeFrameSteps = 1
         config.checkpointEvery = 0
-        let trainer = try VAETrainer(config: config, runDirectory: folder.appendingPathComponent("phase"))
+        let trainer = try shapesTrainer(config, folder.appendingPathComponent("phase"))
         XCTAssertEqual(trainer.wholeFramePhaseStart, 2)
         for step in 0..<3 {
             let side = step < 2 ? 8 : 16
@@ -201,7 +202,7 @@ final class VAETrainerTests: XCTestCase {
         XCTAssertLessThan(try largestGap(trainer), 1e-6, "the EMA restarted at the raw weights")
 
         config.wholeFrameSteps = 0
-        let cropsOnly = try VAETrainer(config: config, runDirectory: folder.appendingPathComponent("crops"))
+        let cropsOnly = try shapesTrainer(config, folder.appendingPathComponent("crops"))
         XCTAssertNil(cropsOnly.wholeFramePhaseStart)
         try cropsOnly.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
         XCTAssertGreaterThan(try largestGap(cropsOnly), 1e-4, "without the phase the EMA lags the raw weights")
@@ -221,7 +222,7 @@ final class VAETrainerTests: XCTestCase {
         config.wholeFrameSteps = 2
         let fm = FileManager.default
         let straightFolder = folder.appendingPathComponent("straight")
-        let straight = try VAETrainer(config: config, runDirectory: straightFolder)
+        let straight = try shapesTrainer(config, straightFolder)
         try straight.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
 
         let resumedFolder = folder.appendingPathComponent("resumed")
@@ -232,7 +233,7 @@ final class VAETrainerTests: XCTestCase {
         let checkpoint = "checkpoints/" + CheckpointStore.folderName(step: 2)
         try fm.createDirectory(at: resumedFolder.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
         try fm.copyItem(at: straightFolder.appendingPathComponent(checkpoint), to: resumedFolder.appendingPathComponent(checkpoint))
-        let resumed = try VAETrainer(config: config, runDirectory: resumedFolder)
+        let resumed = try shapesTrainer(config, resumedFolder)
         XCTAssertEqual(resumed.step, 2)
         try resumed.run(showProgress: false, output: FileHandle(forWritingAtPath: "/dev/null")!)
 
@@ -317,4 +318,20 @@ final class VAETrainerTests: XCTestCase {
         XCTAssertEqual(ReconstructionMetrics.psnr(x + 0.1, x), 10 * log10(1 / 0.0025), accuracy: 1e-3)
         XCTAssertEqual(ReconstructionMetrics.psnr(x, x), .infinity)
     }
+
+    /// Without a dataset folder or clip sources there is nothing to train on: a clear error, not a default dataset.
+    func testNoDataIsAnError() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vae-nodata-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        XCTAssertThrowsError(try VAETrainer(config: tinyConfig(steps: 1), runDirectory: folder)) { error in
+            XCTAssertTrue("\(error)".contains("dataFolder") && "\(error)".contains("no training data"), "\(error)")
+        }
+    }
+}
+
+/// A trainer on the Shapes recipe's clips (what `goku vae train` gives a config without `dataFolder`).
+func shapesTrainer(_ config: VAETrainingConfig, _ runDirectory: URL) throws -> VAETrainer {
+    try VAETrainer(
+        config: config, runDirectory: runDirectory, data: try ShapesClipSource(config.resolvedShapes),
+        heldOut: try ShapesClipSource(config.resolvedShapes, heldOut: true))
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TensorCore
+import ShapesRecipe
 import VAETraining
 
 /// `goku vae train`: trains the joint image-video VAE on Shapes clips or a dataset folder (`dataFolder`), resuming a
@@ -42,7 +43,11 @@ struct VAETrainCommand: ParsableCommand {
         }
         try trainingConfig.validate()
         let outputURL = URL(fileURLWithPath: output)
-        let trainer = try VAETrainer(config: trainingConfig, runDirectory: outputURL)
+        // Without a dataset folder the clips come from the Shapes recipe (the shipped VAE's data).
+        let shapes = trainingConfig.dataFolder == nil ? trainingConfig.resolvedShapes : nil
+        let trainer = try VAETrainer(
+            config: trainingConfig, runDirectory: outputURL, data: try shapes.map { try ShapesClipSource($0) },
+            heldOut: try shapes.map { try ShapesClipSource($0, heldOut: true) })
         if trainer.step > 0 { print("resuming \(output) at step \(trainer.step) of \(trainingConfig.steps)") }
         if let folder = trainer.folder {
             let t = folder.training, h = folder.heldOut
