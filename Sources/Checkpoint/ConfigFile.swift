@@ -222,3 +222,54 @@ extension Decoder {
         }
     }
 }
+
+/// Why a training config file could not be read (`ConfigFile.readStrict`); each trainer words it in its own errors.
+public enum ConfigReadError: Error, CustomStringConvertible {
+    /// The file cannot be read.
+    case unreadable(file: String, reason: String)
+    /// Its top level is not a JSON object.
+    case notAnObject(file: String)
+    /// It has a key no field of the config is called.
+    case unknownField(key: String, file: String)
+    /// A field has a value of the wrong type or out of its type's range (`reason` names the field).
+    case invalid(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(file, reason): return "\(file): cannot read: \(reason)"
+        case let .notAnObject(file): return "\(file): not a JSON object"
+        case let .unknownField(key, file): return "\(key): unknown field in \(file)"
+        case let .invalid(file, reason): return "\(file): \(reason)"
+        }
+    }
+}
+
+extension ConfigFile {
+    /// The one way training configs are read: `url` must hold a JSON object whose keys are all in `known` (a misspelt
+    /// field is an error naming it, never a silently kept default); the keys are laid over `defaults` when given (so a
+    /// field left out keeps its default even where synthesized decoding would require it), and the result is decoded
+    /// by `decode`, whose errors name the field's path and the type found.
+    /// - Throws: `ConfigReadError`, or an error the type's own decoding throws.
+    public static func readStrict<T: Codable>(_ type: T.Type, from url: URL, known: Set<String>, defaults: T?) throws -> T {
+        let raw: Data
+        do { raw = try Data(contentsOf: url) } catch {
+            throw ConfigReadError.unreadable(file: url.path, reason: error.localizedDescription)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+            throw ConfigReadError.notAnObject(file: url.path)
+        }
+        if let key = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigReadError.unknownField(key: key, file: url.path)
+        }
+        var merged = object
+        if let defaults, let base = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(defaults)) as? [String: Any] {
+            merged = base
+            for (key, value) in object { merged[key] = value }
+        }
+        do {
+            return try decode(T.self, from: JSONSerialization.data(withJSONObject: merged), file: url.path)
+        } catch let error as CheckpointError {
+            throw ConfigReadError.invalid(file: url.path, reason: "\(error)")
+        }  // a config type's own validation errors pass through as they are
+    }
+}

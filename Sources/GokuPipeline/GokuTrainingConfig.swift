@@ -130,26 +130,18 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public static func read<Options: GokuRecipeOptions>(
         from url: URL, recipeOptions: Options.Type
     ) throws -> (config: GokuTrainingConfig, options: Options) {
-        let raw: Data
-        do { raw = try Data(contentsOf: url) } catch {
-            throw GokuPipelineError.invalidOption(option: url.path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
-            throw GokuPipelineError.invalidOption(option: url.path, reason: "not a JSON object")
-        }
-        let known = GokuRunConfig<Options>.fieldNames
-        for key in object.keys.sorted() where !known.contains(key) {
-            throw GokuPipelineError.invalidOption(option: key, reason: "unknown field in \(url.path)")
-        }
-        let defaults = GokuRunConfig(config: GokuTrainingConfig(), options: Options())
-        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(defaults)) as! [String: Any]
-        for (key, value) in object { merged[key] = value }
         let both: GokuRunConfig<Options>
         do {
-            both = try ConfigFile.decode(
-                GokuRunConfig<Options>.self, from: JSONSerialization.data(withJSONObject: merged), file: url.path)
-        } catch {
-            throw GokuPipelineError.invalidOption(option: url.path, reason: "\(error)")
+            both = try ConfigFile.readStrict(
+                GokuRunConfig<Options>.self, from: url, known: GokuRunConfig<Options>.fieldNames,
+                defaults: GokuRunConfig(config: GokuTrainingConfig(), options: Options()))
+        } catch let error as ConfigReadError {
+            switch error {
+            case let .unreadable(file, reason): throw GokuPipelineError.invalidOption(option: file, reason: "cannot read: \(reason)")
+            case let .notAnObject(file): throw GokuPipelineError.invalidOption(option: file, reason: "not a JSON object")
+            case let .unknownField(key, file): throw GokuPipelineError.invalidOption(option: key, reason: "unknown field in \(file)")
+            case let .invalid(file, reason): throw GokuPipelineError.invalidOption(option: file, reason: reason)
+            }
         }
         try both.config.validate()
         try both.options.validate(for: both.config)

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import Optim
 import TensorCore
@@ -188,25 +189,21 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
 
     /// Reads a JSON config file; unknown keys are errors (a typo must not silently fall back to a default).
     public static func read(from url: URL) throws -> VAETrainingConfig {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw VAETrainingError.invalidConfig(field: url.path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-            for key in object.keys where !known.contains(key) {
-                throw VAETrainingError.invalidConfig(field: key, reason: "unknown field in \(url.path)")
+        let config: VAETrainingConfig
+        do {
+            // Its decoding gives every absent field its default itself: no defaults to lay the keys over.
+            config = try ConfigFile.readStrict(
+                VAETrainingConfig.self, from: url, known: Set(CodingKeys.allCases.map(\.rawValue)), defaults: nil)
+        } catch let error as ConfigReadError {
+            switch error {
+            case let .unreadable(file, reason): throw VAETrainingError.invalidConfig(field: file, reason: "cannot read: \(reason)")
+            case let .notAnObject(file): throw VAETrainingError.invalidConfig(field: file, reason: "not a JSON object")
+            case let .unknownField(key, file): throw VAETrainingError.invalidConfig(field: key, reason: "unknown field in \(file)")
+            case let .invalid(file, reason): throw VAETrainingError.invalidConfig(field: file, reason: reason)
             }
         }
-        do {
-            let config = try JSONDecoder().decode(VAETrainingConfig.self, from: data)
-            try config.validate()
-            return config
-        } catch let error as VAETrainingError {
-            throw error
-        } catch {
-            throw VAETrainingError.invalidConfig(field: url.path, reason: "\(error)")
-        }
+        try config.validate()
+        return config
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
