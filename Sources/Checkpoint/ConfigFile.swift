@@ -234,14 +234,25 @@ public enum ConfigReadError: Error, CustomStringConvertible {
     /// A field has a value of the wrong type or out of its type's range (`reason` names the field).
     case invalid(file: String, reason: String)
 
-    public var description: String {
+    /// What the error names first: the unknown key, else the file.
+    public var subject: String {
         switch self {
-        case let .unreadable(file, reason): return "\(file): cannot read: \(reason)"
-        case let .notAnObject(file): return "\(file): not a JSON object"
-        case let .unknownField(key, file): return "\(key): unknown field in \(file)"
-        case let .invalid(file, reason): return "\(file): \(reason)"
+        case let .unreadable(file, _), let .notAnObject(file), let .invalid(file, _): return file
+        case let .unknownField(key, _): return key
         }
     }
+
+    /// What is wrong with `subject`.
+    public var reason: String {
+        switch self {
+        case let .unreadable(_, reason): return "cannot read: \(reason)"
+        case .notAnObject: return "not a JSON object"
+        case let .unknownField(_, file): return "unknown field in \(file)"
+        case let .invalid(_, reason): return reason
+        }
+    }
+
+    public var description: String { "\(subject): \(reason)" }
 }
 
 extension ConfigFile {

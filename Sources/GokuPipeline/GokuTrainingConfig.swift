@@ -136,12 +136,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
                 GokuRunConfig<Options>.self, from: url, known: GokuRunConfig<Options>.fieldNames,
                 defaults: GokuRunConfig(config: GokuTrainingConfig(), options: Options()))
         } catch let error as ConfigReadError {
-            switch error {
-            case let .unreadable(file, reason): throw GokuPipelineError.invalidOption(option: file, reason: "cannot read: \(reason)")
-            case let .notAnObject(file): throw GokuPipelineError.invalidOption(option: file, reason: "not a JSON object")
-            case let .unknownField(key, file): throw GokuPipelineError.invalidOption(option: key, reason: "unknown field in \(file)")
-            case let .invalid(file, reason): throw GokuPipelineError.invalidOption(option: file, reason: reason)
-            }
+            throw GokuPipelineError.invalidOption(option: error.subject, reason: error.reason)
         }
         try both.config.validate()
         try both.options.validate(for: both.config)

@@ -195,12 +195,7 @@ public struct VAETrainingConfig: Codable, Equatable, Sendable {
             config = try ConfigFile.readStrict(
                 VAETrainingConfig.self, from: url, known: Set(CodingKeys.allCases.map(\.rawValue)), defaults: nil)
         } catch let error as ConfigReadError {
-            switch error {
-            case let .unreadable(file, reason): throw VAETrainingError.invalidConfig(field: file, reason: "cannot read: \(reason)")
-            case let .notAnObject(file): throw VAETrainingError.invalidConfig(field: file, reason: "not a JSON object")
-            case let .unknownField(key, file): throw VAETrainingError.invalidConfig(field: key, reason: "unknown field in \(file)")
-            case let .invalid(file, reason): throw VAETrainingError.invalidConfig(field: file, reason: reason)
-            }
+            throw VAETrainingError.invalidConfig(field: error.subject, reason: error.reason)
         }
         try config.validate()
         return config

@@ -110,13 +110,8 @@ final class DatasetPipelineEndToEndTests: XCTestCase {
 
         // Tiny models: a VAE and a frozen T5 of random weights.
         let vae = work.appendingPathComponent("vae"), t5 = work.appendingPathComponent("t5")
-        try VideoAutoencoder(config: .tiny, generator: RandomGenerator(seed: 2)).save(to: vae)
-        let t5Model = T5EncoderModel(
-            config: T5Config(
-                dModel: 24, dKV: 8, dFF: 48, numLayers: 1, numHeads: 3, relativeAttentionNumBuckets: 8,
-                relativeAttentionMaxDistance: 16, vocabSize: 128),
-            generator: RandomGenerator(seed: 4))
-        try TextConditioning(T5TextEncoder(tokenizer: try ShapesText.tokenizer(), model: t5Model, maxLength: 12)).save(to: t5)
+        try TestModels.saveTinyVAE(to: vae)
+        try TestModels.saveTinyT5(to: t5)
 
         // Prepare the joint stage's framing, killed after its first shard, then resumed; the same bytes as a whole run.
         let prepare = [

@@ -20,14 +20,8 @@ final class FolderTrainingTests: XCTestCase {
 
     override class func setUp() {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("goku-folder-\(UUID().uuidString)")
-        try! VideoAutoencoder(config: .tiny, generator: RandomGenerator(seed: 2)).save(to: vaeFolder)
-        let t5 = T5EncoderModel(
-            config: T5Config(
-                dModel: 24, dKV: 8, dFF: 48, numLayers: 1, numHeads: 3, relativeAttentionNumBuckets: 8,
-                relativeAttentionMaxDistance: 16, vocabSize: 128),
-            generator: RandomGenerator(seed: 4))
-        try! TextConditioning(T5TextEncoder(tokenizer: try! ShapesText.tokenizer(), model: t5, maxLength: 12))
-            .save(to: textFolder)
+        try! TestModels.saveTinyVAE(to: vaeFolder)
+        try! TestModels.saveTinyT5(to: textFolder)
         try! makeDataset(at: dataset)
     }
 

@@ -24,8 +24,7 @@ final class GokuPipelineTests: XCTestCase {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("goku-pipeline-\(UUID().uuidString)")
         vaeFolder = folder.appendingPathComponent("vae")
         // A tiny VAE (untrained weights are enough to test the plumbing) with 16×16 frames.
-        let vae = try! VideoAutoencoder(config: .tiny, generator: RandomGenerator(seed: 2))
-        try! vae.save(to: vaeFolder)
+        try! TestModels.saveTinyVAE(to: vaeFolder)
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(at: folder) }
@@ -46,9 +45,7 @@ final class GokuPipelineTests: XCTestCase {
     /// The Shapes recipe's settings of these runs: a tiny text encoder, 6 clips of 16×16, 3 a step.
     private static func tinyOptions() -> ShapesRecipeOptions {
         var options = ShapesRecipeOptions()
-        options.textEncoder = T5Config(
-            dModel: 24, dKV: 8, dFF: 48, numLayers: 1, numHeads: 3, relativeAttentionNumBuckets: 8,
-            relativeAttentionMaxDistance: 16, vocabSize: 128)
+        options.textEncoder = TestModels.tinyT5
         options.data.width = 16
         options.data.height = 16
         options.data.frames = 5
