@@ -1,4 +1,5 @@
 import Foundation
+import GokuPipeline
 import ShapesRecipe
 import TensorCore
 import TextEncoder
