@@ -3,7 +3,8 @@
 // Goku: rectified-flow Transformers for joint image and video generation.
 //
 // The targets are the architecture, bottom up; every dependency points down:
-//   CBLAS (OpenBLAS), CDNNL (oneDNN) → TensorCore → NN, Optim, Checkpoint → … → Benchmarks → goku (CLI), goku-bench
+//   CBLAS (OpenBLAS), CDNNL (oneDNN) → TensorCore → NN, Optim, Checkpoint, Distributed (CMPI) → Training → … →
+//   Benchmarks → goku (CLI), goku-bench
 //
 // Build flags. The numeric kernels are only fast when the compiler may use the CPU's vector units
 // (see docs/performance.md). The target CPU is chosen when the package is built:
@@ -49,6 +50,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Optim", targets: ["Optim"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "GokuModel", targets: ["GokuModel"]),
         .library(name: "RectifiedFlow", targets: ["RectifiedFlow"]),
@@ -76,7 +78,15 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "Optim", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "NN"], swiftSettings: kernelFlags),
-        .target(name: "Training", dependencies: ["TensorCore", "NN", "Optim", "Checkpoint"], swiftSettings: kernelFlags),
+        // Open MPI (Debian libopenmpi-dev): the transport of multi-process training, behind `ProcessGroup`.
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // Process groups and their collectives; data-parallel sharding of the optimizer state.
+        .target(name: "Distributed", dependencies: ["TensorCore", "Optim", "CMPI"], swiftSettings: kernelFlags),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Optim", "TensorCore", "TestSupport"]),
+        .target(
+            name: "Training", dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Distributed"],
+            swiftSettings: kernelFlags),
         .executableTarget(
             name: "goku",
             dependencies: [
