@@ -115,7 +115,7 @@ let package = Package(
             ],
             swiftSettings: kernelFlags),
         .executableTarget(name: "goku-bench", dependencies: ["Benchmarks"]),
-        .target(name: "TestSupport", dependencies: ["TensorCore", "Checkpoint"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["TensorCore", "Checkpoint", "Distributed"], path: "Tests/TestSupport"),
         .testTarget(
             name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
