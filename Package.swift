@@ -103,6 +103,7 @@ let package = Package(
                 "GokuPipeline",
                 "ShapesRecipe",
                 "Training",
+                "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelFlags),
@@ -178,8 +179,8 @@ let package = Package(
         .target(
             name: "GokuPipeline",
             dependencies: [
-                "TensorCore", "NN", "Optim", "Checkpoint", "Training", "GokuModel", "RectifiedFlow", "TextEncoder",
-                "VideoVAE", "Media", "Datasets",
+                "TensorCore", "NN", "Optim", "Checkpoint", "Distributed", "Training", "GokuModel", "RectifiedFlow",
+                "TextEncoder", "VideoVAE", "Media", "Datasets",
             ],
             swiftSettings: kernelFlags),
         // The procedural Shapes world's training recipe, evaluation and text probes, on top of the core pipeline.

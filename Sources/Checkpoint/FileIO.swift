@@ -87,7 +87,7 @@ public enum AtomicFile {
     }
 
     /// Creates or replaces `url` with what `body` writes.
-    static func write(to url: URL, _ body: (inout FileWriter) throws -> Void) throws {
+    public static func write(to url: URL, _ body: (inout FileWriter) throws -> Void) throws {
         let target = url.path
         let directory = url.deletingLastPathComponent().path
         let temporary = url.deletingLastPathComponent()
@@ -154,7 +154,7 @@ extension AtomicFile {
 }
 
 /// Buffered sequential writes to a file descriptor (owned by `AtomicFile`).
-struct FileWriter {
+public struct FileWriter {
     fileprivate var fd: Int32
     /// The final file's path, for error messages.
     let path: String
@@ -168,7 +168,7 @@ struct FileWriter {
     }
 
     /// Appends `bytes`.
-    mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         if buffer.count + bytes.count <= Self.bufferLimit {
             buffer.append(contentsOf: bytes)
             return

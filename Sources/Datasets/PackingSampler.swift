@@ -143,3 +143,23 @@ public struct BatchStream: Sendable {
         }
     }
 }
+
+/// How a global packed batch is cut among data-parallel ranks: by tokens, so that each rank's forward and backward
+/// take about the same time. Samples go, largest first (ties by position), to the rank with the fewest tokens so far
+/// (ties to the lower rank); each rank keeps its samples in batch order. A function of the token counts alone, so
+/// every rank computes the same cut without talking to the others, and the ranks together cover the batch exactly
+/// once. A rank may get no sample when the batch has fewer samples than ranks.
+public enum BatchShare {
+    /// The positions in the batch of each rank's samples.
+    public static func cut(tokens: [Int], ranks: Int) -> [[Int]] {
+        precondition(ranks >= 1, "BatchShare: ranks must be positive")
+        var load = [Int](repeating: 0, count: ranks), shares = [[Int]](repeating: [], count: ranks)
+        let order = tokens.indices.sorted { tokens[$0] != tokens[$1] ? tokens[$0] > tokens[$1] : $0 < $1 }
+        for i in order {
+            let rank = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
+            load[rank] += tokens[i]
+            shares[rank].append(i)
+        }
+        return shares.map { $0.sorted() }
+    }
+}

@@ -1,5 +1,6 @@
 import Checkpoint
 import Datasets
+import Distributed
 import Foundation
 import GokuModel
 import NN
@@ -71,6 +72,8 @@ public final class GokuTrainer: TrainingTask {
     /// The recipe's loss weighting, when on.
     let lossWeighting: GokuLossWeighting?
     let ddpm: DDPMSchedule?
+    /// The ranks training together.
+    public let group: ProcessGroup
     /// The states of the empty caption (caption dropout) when text states come prepared.
     private var emptyCaptionStates: Tensor?
 
@@ -81,11 +84,16 @@ public final class GokuTrainer: TrainingTask {
     /// - Throws: `GokuPipelineError` for a bad or changed config (`invalidOption` naming `stages` or
     ///   `textEncoderFolder` when a recipe would be needed and there is none); `DatasetError` for bad datasets; the
     ///   parts' errors for unreadable models.
+    ///   group: the ranks training together (`ProcessGroup.world()` under `goku launch` or `mpirun`): data parallel over
+    ///   them at `config.parallel.sharding`, each rank computing its token-balanced share of every global batch
+    ///   (`BatchShare`); rank 0 writes the run config, prepares the data and exports while the others wait.
     public init(
-        config: GokuTrainingConfig, runDirectory: URL, recipe: GokuTrainingRecipe? = nil, showProgress: Bool = true
+        config: GokuTrainingConfig, runDirectory: URL, recipe: GokuTrainingRecipe? = nil, showProgress: Bool = true,
+        group: ProcessGroup = .single()
     ) throws {
         try config.validate()
         try recipe?.validate(config: config)
+        self.group = group
         if recipe == nil {
             if config.stages.isEmpty {
                 throw GokuPipelineError.invalidOption(
@@ -101,10 +109,12 @@ public final class GokuTrainer: TrainingTask {
         self.config = config
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        if let recipe {
-            try recipe.checkOrWriteRunConfig(config, in: runDirectory)
-        } else {
-            try GokuRunConfig(config: config, options: NoRecipeOptions()).checkOrWrite(in: runDirectory)
+        if group.rank == 0 {
+            if let recipe {
+                try recipe.checkOrWriteRunConfig(config, in: runDirectory)
+            } else {
+                try GokuRunConfig(config: config, options: NoRecipeOptions()).checkOrWrite(in: runDirectory)
+            }
         }
 
         let vaeFolder = URL(fileURLWithPath: config.vaeFolder)
@@ -142,6 +152,11 @@ public final class GokuTrainer: TrainingTask {
         auxiliaryTextObjective = trainsText ? recipe?.auxiliaryTextObjective(config: config, textDimension: text.dimension) : nil
         if let auxiliaryTextObjective { decays.formUnion(auxiliaryTextObjective.decayedKeys) }
         lossWeighting = recipe?.lossWeighting(config: config)
+        if group.size > 1 && (trainsText || lossWeighting != nil) {
+            throw GokuPipelineError.invalidOption(
+                option: "parallel",
+                reason: "training on \(group.size) ranks needs a pretrained text encoder (textEncoderFolder) and no recipe loss weighting")
+        }
         ddpm = config.objective == .ddpm ? (config.ddpmSchedule == .cosine ? .cosine() : .linear()) : nil
 
         let starts = config.stages.indices.map { i in config.stages[..<i].reduce(0) { $0 + $1.steps } }
@@ -163,13 +178,15 @@ public final class GokuTrainer: TrainingTask {
             parameters: parameters + (auxiliaryTextObjective?.namedParameters ?? []),
             optimizer: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
             decays: decays, emaDecay: config.emaDecay, emaKeys: Set(parameters.map(\.key)),
-            generator: RandomGenerator(seed: config.seed &+ 0x5EED)
+            generator: RandomGenerator(seed: config.seed &+ 0x5EED), group: group, sharding: config.parallel.sharding
         ) { step in
             guard let stage = starts.lastIndex(where: { $0 <= step }) else { return runSchedule(step) }
             return stageSchedules[stage](step - starts[stage])
         }
 
         let vaeIdentity = try DatasetPreparer.vaeIdentity(ofFolder: vaeFolder)
+        // Rank 0 prepares the data; the others then find its prepared copies.
+        if group.rank != 0 { try group.barrier() }
         if config.stages.isEmpty {
             source = try recipe!.batchSource(
                 config: config, vae: vae, vaeIdentity: vaeIdentity, runDirectory: runDirectory, showProgress: showProgress)
@@ -190,6 +207,7 @@ public final class GokuTrainer: TrainingTask {
                 posterior: config.latentSampling == .posterior, prefetchDepth: config.prefetchBatches)
             if !trainsText { emptyCaptionStates = Self.trimmed(text.encode([""])[0]) }
         }
+        if group.rank == 0 { try group.barrier() }
 
         let snapshot = try loop.resume()
         if let auxiliaryTextObjective, auxiliaryTextObjective.hasPretrainingPhase {
@@ -260,22 +278,40 @@ public final class GokuTrainer: TrainingTask {
     public func computeGradients(step: Int) throws -> [String: Double] {
         transformer.setTraining(true)
         text.encoder.model.setTraining(trainsText)
+        // The global batch; with several ranks this one computes only its token-balanced share (`BatchShare`), while
+        // every rank draws the randomness of the whole batch in the same order, so that the ranks together compute
+        // exactly the single-process step.
         let items = try source.nextBatch(step: step)
+        let patch = transformer.config.patchSize
+        let mine = group.size > 1
+            ? BatchShare.cut(
+                tokens: items.map { zip($0.latent.shape.dropFirst(), patch).reduce(1) { $0 * ($1.0 / $1.1) } }, ranks: group.size)[group.rank]
+            : Array(items.indices)
+        let isMine = Set(mine)
         let generator = loop.generator
 
         let captions = items.map { config.captionDropout > 0 && Double(generator.nextUniform()) < config.captionDropout ? "" : $0.caption }
-        var conditions: [(states: Tensor, mask: [Bool]?)]
+        var conditions: [Int: (states: Tensor, mask: [Bool]?)] = [:]
         var roleLoss: Tensor?
         if let empty = emptyCaptionStates, items.allSatisfy({ $0.textStates != nil }) {
-            conditions = zip(items, captions).map { item, caption in (caption.isEmpty ? empty : item.textStates!, nil) }
+            for i in mine { conditions[i] = (captions[i].isEmpty ? empty : items[i].textStates!, nil) }
         } else {
-            let encoded = text.encodeBatch(captions, differentiable: trainsText)
-            conditions = text.perCaption(encoded).map { ($0.states, $0.mask) }
-            roleLoss = auxiliaryTextObjective?.loss(states: encoded.states, captions: captions)
+            let encoded = text.encodeBatch(mine.map { captions[$0] }, differentiable: trainsText)
+            for (i, c) in zip(mine, text.perCaption(encoded)) { conditions[i] = (c.states, c.mask) }
+            roleLoss = auxiliaryTextObjective?.loss(states: encoded.states, captions: mine.map { captions[$0] })
         }
         var samples: [GokuSample] = [], targets: [Tensor] = [], clean: [Tensor] = []
         let times = config.timesteps.sample(count: items.count, generator: generator)
         for (i, item) in items.enumerated() {
+            guard isMine.contains(i) else {
+                // Another rank's sample: advance the generator past its draws.
+                let blocks = UInt64((item.latent.count + 3) / 4)
+                if item.latentStd != nil { _ = generator.reserve(blocks: blocks) }
+                _ = generator.reserve(blocks: blocks)
+                if transformer.config.imageConditioning && !item.isImage { _ = generator.nextUniform() }
+                if let ddpm { _ = generator.nextInt(below: ddpm.stepCount) }
+                continue
+            }
             var x1 = item.latent
             if let std = item.latentStd { x1 = x1 + std * Tensor.randn(x1.shape, generator: generator) }
             clean.append(x1)
@@ -296,29 +332,36 @@ public final class GokuTrainer: TrainingTask {
                 let pair = RectifiedFlow.trainingPair(data: x1, noise: noise, t: t)
                 (noisy, target, time) = (pair.noisy, pair.target, t)
             }
-            samples.append(GokuSample(latent: noisy, timestep: time, text: conditions[i].states, textMask: conditions[i].mask, firstFrame: first))
+            let condition = conditions[i]!
+            samples.append(GokuSample(latent: noisy, timestep: time, text: condition.states, textMask: condition.mask, firstFrame: first))
             targets.append(target)
+        }
+        guard !samples.isEmpty else {
+            // Fewer samples than ranks: this rank adds nothing to the step (its gradients count as zeros).
+            return ["loss": 0, "tokens": 0, "samples": 0]
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
         let prediction = MixedPrecision.with(config.precision.mode) { transformer(batch) }
         let predictions = batch.unpack(prediction)
         let loss: Tensor
         if let lossWeighting {
-            let weights = items.indices.map { i in
+            let weights = samples.indices.map { i in
                 lossWeighting.weights(
                     clean: clean[i], noisy: samples[i].latent, prediction: predictions[i], time: samples[i].timestep,
                     flow: ddpm == nil)
             }
             loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
         } else {
-            loss = RectifiedFlow.loss(predictions: predictions, targets: targets)
+            // With several ranks, divided by the whole batch's elements: the ranks' losses sum to the global one.
+            let elements = group.size > 1 ? items.reduce(0) { $0 + $1.latent.count } : nil
+            loss = RectifiedFlow.loss(predictions: predictions, targets: targets, elementCount: elements)
         }
         if let roleLoss, let auxiliaryTextObjective {
             (loss + roleLoss * Tensor(Float(auxiliaryTextObjective.lossWeight))).backward()
         } else {
             loss.backward()
         }
-        var metrics = ["loss": Double(loss.item()), "tokens": Double(batch.layout.tokenCount), "samples": Double(items.count)]
+        var metrics = ["loss": Double(loss.item()), "tokens": Double(batch.layout.tokenCount), "samples": Double(samples.count)]
         metrics["text_role_loss"] = roleLoss.map { Double($0.item()) }
         return metrics
     }
@@ -385,6 +428,7 @@ public final class GokuTrainer: TrainingTask {
         let index = GokuModelIndex(
             frames: frames, width: width, height: height, maxTextLength: config.maxTextLength, sampling: config.sampling)
         try loop.withExportWeights {
+            guard loop.isPrimary else { return }
             let bundle = try GokuModelBundle(index: index, transformer: transformer, vae: vae, text: text)
             try bundle.save(to: folder, weightsDType: weightsDType)
         }

@@ -1,4 +1,5 @@
 import Checkpoint
+import Distributed
 import Foundation
 import GokuModel
 import Optim
@@ -84,6 +85,9 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     public var keepCheckpoints = 2
     /// Written into the exported model's `model_index.json`.
     public var sampling = SamplingDefaults()
+    /// How the run is spread over the ranks it is started on (`goku launch -n N`, `mpirun`): the sharding stage of
+    /// data parallel, and the sequence-parallel degree. The data-parallel degree is the rank count over it.
+    public var parallel = ParallelSettings()
 
     /// The fields a resumed run may change besides `steps`: the matrix-product precision (weights and optimizer state
     /// are Float32 either way), and how flow times are drawn (`timesteps`, `shiftTimesteps`): which noise levels a
@@ -92,7 +96,7 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
     /// reads, may change too, as may how data is read (`prefetchBatches`, `skipBadRows`, `preparedRoot`). A recipe adds
     /// its own (`GokuRecipeOptions.changeableOnResume`).
     public static let changeableOnResume: Set<String> = [
-        "precision", "timesteps", "shiftTimesteps", "sampling", "prefetchBatches", "skipBadRows", "preparedRoot",
+        "precision", "timesteps", "shiftTimesteps", "sampling", "prefetchBatches", "skipBadRows", "preparedRoot", "parallel",
     ]
 
     /// The defaults.
@@ -110,6 +114,10 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check((0...1).contains(firstFrameProbability), "firstFrameProbability", "must be in [0, 1]")
         try check(maxTextLength >= 2 && maxTextLength <= 512, "maxTextLength", "must be 2 to 512")
         try check(steps >= 1, "steps", "must be positive")
+        try check(parallel.sequenceParallel >= 1, "parallel.sequenceParallel", "must be positive")
+        try check(parallel.sequenceParallel == 1, "parallel.sequenceParallel", "sequence parallel is not supported yet: use 1")
+        try check(parallel.sharding != .full && parallel.sharding != .hybrid, "parallel.sharding",
+            "'\(parallel.sharding.rawValue)' is not supported yet: use none, optimizer or gradients")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
         try check(warmupSteps >= 0 && weightDecay >= 0 && clipNorm >= 0, "warmupSteps", "warmupSteps, weightDecay and clipNorm must be ≥ 0")
         try check((0..<1).contains(emaDecay), "emaDecay", "must be in [0, 1)")
@@ -155,6 +163,29 @@ public protocol GokuRecipeOptions: Codable, Equatable, Sendable {
     /// Checks every field, also against the core config; throws `GokuPipelineError.invalidOption` naming the first
     /// bad one.
     func validate(for config: GokuTrainingConfig) throws
+}
+
+/// How a run is spread over its ranks. A resumed run may change it (checkpoints reshard on load).
+public struct ParallelSettings: Codable, Equatable, Sendable {
+    /// What each data-parallel rank keeps of the training state: `none`, `optimizer` (ZeRO-1), `gradients` (ZeRO-2).
+    public var sharding = ShardingStage.none
+    /// Ranks that split each packed sequence (Ulysses); 1 for none.
+    public var sequenceParallel = 1
+
+    /// The defaults: replicated state, no sequence parallel.
+    public init(sharding: ShardingStage = .none, sequenceParallel: Int = 1) {
+        self.sharding = sharding
+        self.sequenceParallel = sequenceParallel
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case sharding, sequenceParallel }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sharding = try c.decodeIfPresent(ShardingStage.self, forKey: .sharding) ?? .none
+        sequenceParallel = try c.decodeIfPresent(Int.self, forKey: .sequenceParallel) ?? 1
+    }
 }
 
 /// The options of no recipe: no fields (a run on dataset folders with a pretrained text encoder).

@@ -6,22 +6,25 @@ public enum GradientClipping {
     /// - Returns: the total norm before clipping (non-finite when a gradient is).
     @discardableResult
     public static func clipGlobalNorm(_ parameters: [Tensor], maxNorm: Double) -> Double {
-        var total = 0.0
+        let total = parameters.reduce(0.0) { sum, p in sum + (p.grad.map(sumOfSquares) ?? 0) }
+        let norm = total.squareRoot()
+        scale(parameters, by: maxNorm / (norm + 1e-6))
+        return norm
+    }
+
+    /// Σ g² of a float32 gradient in Double (the global norm's part of one tensor; sharded training sums the parts
+    /// of every rank).
+    public static func sumOfSquares(_ g: Tensor) -> Double { sumOfSquares(g.storage.pointer(as: Float.self), g.count) }
+
+    /// Multiplies the gradients of `parameters` by `coefficient` when it is below 1.
+    public static func scale(_ parameters: [Tensor], by coefficient: Double) {
+        guard coefficient < 1 else { return }
+        let c = Float(coefficient)
         for p in parameters {
             guard let g = p.grad else { continue }
-            total += sumOfSquares(g.storage.pointer(as: Float.self), g.count)
+            let gp = g.storage.pointer(as: Float.self)
+            Parallel.forEach(g.count, grain: 65536) { range in for j in range { gp[j] *= c } }
         }
-        let norm = total.squareRoot()
-        let coefficient = maxNorm / (norm + 1e-6)
-        if coefficient < 1 {
-            for p in parameters {
-                guard let g = p.grad else { continue }
-                let gp = g.storage.pointer(as: Float.self)
-                let c = Float(coefficient)
-                Parallel.forEach(g.count, grain: 65536) { range in for j in range { gp[j] *= c } }
-            }
-        }
-        return norm
     }
 
     /// Σ x² in Double, eight partial sums at a time (a fixed order, so the same input always gives the same bits).

@@ -23,7 +23,9 @@ public enum RectifiedFlow {
     /// as a per-token loss over the packed sequence does.
     /// - Parameters: predictions: per sample, any shapes; targets: the same shapes.
     /// - Returns: a scalar.
-    public static func loss(predictions: [Tensor], targets: [Tensor]) -> Tensor {
+    /// - Parameter elementCount: the divisor, when these are one rank's share of a larger batch (its elements over
+    ///   every rank); nil: the elements here.
+    public static func loss(predictions: [Tensor], targets: [Tensor], elementCount: Int? = nil) -> Tensor {
         precondition(
             !predictions.isEmpty && predictions.count == targets.count,
             "loss: \(predictions.count) predictions for \(targets.count) targets")
@@ -35,7 +37,7 @@ public enum RectifiedFlow {
             total = total.map { $0 + term } ?? term
             count += p.count
         }
-        return total! / Double(count)
+        return total! / Double(elementCount ?? count)
     }
 
     /// The weighted MSE loss: Σ w·‖v̂ − v‖² / Σ w over every latent element, with each sample's weights broadcast over

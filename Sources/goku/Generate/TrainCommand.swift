@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import GokuPipeline
 import ShapesRecipe
@@ -36,6 +37,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Override the config's textRoleLossWeight: the weight of the text encoder's caption-role loss (a resumed run may turn it on).")
     var textRoleLoss: Double?
 
+    @Option(help: "Override the config's parallel.sharding: none, optimizer (ZeRO-1) or gradients (ZeRO-2), with several ranks.")
+    var sharding: String?
+
+    @Option(help: "Override the config's parallel.sequenceParallel.")
+    var sequenceParallel: Int?
+
     @Flag(help: "Skip manifest rows that cannot be used (missing or undecodable files, empty captions) and count them.")
     var skipBad = false
 
@@ -47,6 +54,26 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let threads { Parallel.threadCount = threads }
+        // The ranks of the job (one process unless started by goku launch or mpirun), checked with an all-reduce.
+        let group = try ProcessGroup.world()
+        do {
+            try train(group: group)
+        } catch {
+            guard group.isDistributed else { throw error }
+            // Stop every rank at once rather than leave the others waiting in a collective.
+            FileHandle.standardError.write(Data("Error on rank \(group.rank): \(error)\n".utf8))
+            group.abort()
+        }
+    }
+
+    func train(group: ProcessGroup) throws {
+        if group.isDistributed {
+            let sum = try group.allReduce([Int64(1)])[0]
+            guard sum == Int64(group.size) else {
+                throw ValidationError("health check failed: an all-reduce of ones gave \(sum) on \(group.size) ranks")
+            }
+        }
+        func say(_ line: String) { if group.rank == 0 { print(line) } }
         // The core fields and the Shapes recipe's, from one flat file; the recipe supplies what a run without stages
         // or without a pretrained text encoder needs.
         var (trainingConfig, recipe) = try ShapesTrainingRecipe.read(from: URL(fileURLWithPath: config))
@@ -59,6 +86,13 @@ struct TrainCommand: ParsableCommand {
         }
         if let textRoleLoss { recipe.options.textRoleLossWeight = textRoleLoss }
         if skipBad { trainingConfig.skipBadRows = true }
+        if let sharding {
+            guard let stage = ShardingStage(rawValue: sharding) else {
+                throw ValidationError("--sharding must be one of \(ShardingStage.allCases.map(\.rawValue).joined(separator: ", ")), not '\(sharding)'")
+            }
+            trainingConfig.parallel.sharding = stage
+        }
+        if let sequenceParallel { trainingConfig.parallel.sequenceParallel = sequenceParallel }
         if let data {
             let folders = data.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
             guard !folders.isEmpty else { throw ValidationError("--data names no folder") }
@@ -72,15 +106,19 @@ struct TrainCommand: ParsableCommand {
         try trainingConfig.validate()
         try recipe.validate(config: trainingConfig)
         let runURL = URL(fileURLWithPath: output)
-        let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL, recipe: recipe)
+        let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL, recipe: recipe, group: group)
         if exportOnly {
             try trainer.export(to: runURL.appendingPathComponent("model"))
-            print("exported step \(trainer.step) to \(runURL.appendingPathComponent("model").path)")
+            say("exported step \(trainer.step) to \(runURL.appendingPathComponent("model").path)")
             return
         }
-        if trainer.step > 0 { print("resuming \(output) at step \(trainer.step) of \(trainingConfig.steps)") }
-        print("transformer: \(trainer.transformer.parameterCount) parameters; text encoder: \(trainer.text.encoder.model.parameterCount); \(trainer.sampleCount) training samples")
-        try trainer.run()
-        print("model written to \(runURL.appendingPathComponent("model").path)")
+        if group.isDistributed {
+            say("\(group.size) ranks, data parallel, sharding '\(trainingConfig.parallel.sharding.rawValue)'")
+        }
+        if trainer.step > 0 { say("resuming \(output) at step \(trainer.step) of \(trainingConfig.steps)") }
+        say("transformer: \(trainer.transformer.parameterCount) parameters; text encoder: \(trainer.text.encoder.model.parameterCount); \(trainer.sampleCount) training samples")
+        try trainer.run(showProgress: group.rank == 0)
+        if trainer.loop.stopped { return }
+        say("model written to \(runURL.appendingPathComponent("model").path)")
     }
 }

@@ -1,0 +1,35 @@
+/// How a tensor is cut among the ranks of a group: by rows (its first axis), rank k of n holding rows
+/// ⌊k·R/n⌋ ..< ⌊(k+1)·R/n⌋ — per-parameter sharding on dim 0, as PyTorch's FSDP2 does.
+///
+/// Why per tensor and by rows rather than ZeRO's one flat buffer cut in n equal pieces: a row range of a row-major
+/// tensor is one contiguous byte range and one box of the tensor (offsets along the first axis, full extent on the
+/// others), so a checkpoint can name each shard by its box and another rank count can read exactly the rows it
+/// needs. The cost is balance: a tensor with fewer rows than ranks leaves some ranks without a piece of it (biases,
+/// norms), which is small next to the matrices.
+public enum RowSharding {
+    /// The rows of a tensor of shape `shape`: its first axis (1 for a scalar).
+    public static func rowCount(_ shape: [Int]) -> Int { shape.first ?? 1 }
+
+    /// Elements per row of a tensor of shape `shape`.
+    public static func rowSize(_ shape: [Int]) -> Int { shape.dropFirst().reduce(1, *) }
+
+    /// The rows rank `rank` of `ranks` holds out of `rows`.
+    public static func rows(_ rows: Int, rank: Int, of ranks: Int) -> Range<Int> {
+        precondition(ranks > 0 && rank >= 0 && rank < ranks, "RowSharding: rank \(rank) of \(ranks)")
+        return (rank * rows / ranks)..<((rank + 1) * rows / ranks)
+    }
+
+    /// The shard shape of rank `rank` of `ranks` for a tensor of shape `shape` (a scalar stays a scalar on the rank
+    /// that holds it and has shape [0] elsewhere).
+    public static func shardShape(_ shape: [Int], rank: Int, of ranks: Int) -> [Int] {
+        let r = rows(rowCount(shape), rank: rank, of: ranks)
+        if shape.isEmpty { return r.isEmpty ? [0] : [] }
+        return [r.count] + shape.dropFirst()
+    }
+
+    /// Element range (in the row-major order) of rank `rank`'s shard.
+    public static func elements(_ shape: [Int], rank: Int, of ranks: Int) -> Range<Int> {
+        let r = rows(rowCount(shape), rank: rank, of: ranks), size = rowSize(shape)
+        return (r.lowerBound * size)..<(r.upperBound * size)
+    }
+}
