@@ -16,7 +16,7 @@ struct Goku: ParsableCommand {
         version: GokuVersion.string,
         subcommands: [
             GenerateCommand.self, TrainCommand.self, EvalCommand.self, VAECommand.self, TextCommand.self,
-            ModelCommand.self, DataCommand.self, Curate.self, Bench.self, Info.self,
+            ModelCommand.self, DataCommand.self, Curate.self, PlanCommand.self, Bench.self, Info.self,
         ])
 }
 
