@@ -81,9 +81,12 @@ let package = Package(
         // Open MPI (Debian libopenmpi-dev): the transport of multi-process training, behind `ProcessGroup`.
         .systemLibrary(
             name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        // Process groups and their collectives; data-parallel sharding of the optimizer state.
+        // Process groups and their collectives; data-parallel sharding of the optimizer state; the cost model of a
+        // distributed run (`goku plan`).
         .target(name: "Distributed", dependencies: ["TensorCore", "Optim", "CMPI"], swiftSettings: kernelFlags),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Optim", "TensorCore", "TestSupport"]),
+        .testTarget(
+            name: "DistributedTests",
+            dependencies: ["Distributed", "Optim", "TensorCore", "TestSupport", "GokuModel", "GokuPipeline"]),
         .target(
             name: "Training", dependencies: ["TensorCore", "NN", "Optim", "Checkpoint", "Distributed"],
             swiftSettings: kernelFlags),

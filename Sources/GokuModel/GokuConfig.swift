@@ -111,18 +111,23 @@ public struct GokuConfig: Codable, Equatable, Sendable {
     /// The number of parameters of a model with this configuration, counted from the layer sizes without allocating.
     /// Must equal `GokuTransformer(config).parameterCount` (tested).
     public var parameterCount: Int {
-        let d = hiddenSize, ctx = textDimension
-        let norms = qkNorm ? 2 * d : 0
+        let d = hiddenSize
         let patchEmbed = embeddedChannels * patchVolume * d + d
         let timestep = frequencyEmbeddingSize * d + d + d * d + d
+        let patchOut = patchVolume * outChannels
+        let finalLayer = d * 2 * d + 2 * d + d * patchOut + patchOut
+        return patchEmbed + timestep + depth * blockParameterCount + finalLayer
+    }
+
+    /// The parameters of one `GokuBlock` (the unit a sharded trainer gathers at a time).
+    public var blockParameterCount: Int {
+        let d = hiddenSize, ctx = textDimension
+        let norms = qkNorm ? 2 * d : 0
         let adaLN = d * 6 * d + 6 * d
         let selfAttention = 4 * d * d + norms
         let crossAttention = 2 * d * d + 2 * ctx * d + norms
         let ffn = d * ffnDimension + ffnDimension + ffnDimension * d + d
-        let block = adaLN + selfAttention + d + crossAttention + d + ffn  // + norm2, norm3 weights
-        let patchOut = patchVolume * outChannels
-        let finalLayer = d * 2 * d + 2 * d + d * patchOut + patchOut
-        return patchEmbed + timestep + depth * block + finalLayer
+        return adaLN + selfAttention + d + crossAttention + d + ffn  // + norm2, norm3 weights
     }
 
     /// Checks every field, naming the first bad one.

@@ -15,8 +15,8 @@ struct Goku: ParsableCommand {
         abstract: "Goku: rectified-flow Transformers for joint image and video generation.",
         version: GokuVersion.string,
         subcommands: [
-            GenerateCommand.self, TrainCommand.self, LaunchCommand.self, EvalCommand.self, VAECommand.self, TextCommand.self,
-            ModelCommand.self, DataCommand.self, Curate.self, Bench.self, Info.self,
+            GenerateCommand.self, TrainCommand.self, LaunchCommand.self, PlanCommand.self, EvalCommand.self, VAECommand.self,
+            TextCommand.self, ModelCommand.self, DataCommand.self, Curate.self, Bench.self, Info.self,
         ])
 }
 
