@@ -215,8 +215,9 @@ public final class ShardedCheckpointReader {
         let rowBytes = RowSharding.rowSize(entry.shape) * entry.dtype.byteCount
         var covered = 0
         for shard in entry.shards {
-            let overlap = max(rows.lowerBound, shard.rows.lowerBound)..<min(rows.upperBound, shard.rows.upperBound)
-            guard !overlap.isEmpty else { continue }
+            let low = max(rows.lowerBound, shard.rows.lowerBound), high = min(rows.upperBound, shard.rows.upperBound)
+            guard low < high else { continue }
+            let overlap = low..<high
             let path = folder.appendingPathComponent(shard.file).path
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw CheckpointError.io(file: path, reason: "cannot open: \(String(cString: strerror(errno)))") }

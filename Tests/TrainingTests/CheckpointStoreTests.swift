@@ -126,9 +126,9 @@ final class CheckpointStoreTests: XCTestCase {
         }
         XCTAssertEqual(try store.checkpoints().map(\.step), [20, 30])
 
-        // A write killed half way: a hidden temporary folder, and a step folder without state.json.
+        // A write killed half way: a hidden partial folder, and a step folder without metadata.json.
         let fm = FileManager.default
-        let partial = store.directory.appendingPathComponent(".step-00000040.tmp-1234")
+        let partial = store.directory.appendingPathComponent(".step-00000040.partial")
         try fm.createDirectory(at: partial, withIntermediateDirectories: true)
         let incomplete = store.directory.appendingPathComponent("step-00000050")
         try fm.createDirectory(at: incomplete, withIntermediateDirectories: true)
@@ -136,7 +136,7 @@ final class CheckpointStoreTests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: partial.path))
         XCTAssertEqual(try reopened.latest()?.lastPathComponent, "step-00000030")
         XCTAssertThrowsError(try CheckpointStore.load(from: incomplete)) { error in
-            XCTAssertTrue("\(error)".contains("state.json"), "\(error)")
+            XCTAssertTrue("\(error)".contains("metadata.json: not a complete training checkpoint"), "\(error)")
         }
     }
 

@@ -1,0 +1,250 @@
+import Distributed
+import Foundation
+import GokuModel
+import GokuPipeline
+import TensorCore
+import TestSupport
+import Training
+import VideoVAE
+import XCTest
+
+/// Data-parallel training with the release binary under `goku launch`, against one process on the same global
+/// batches: losses and weights, determinism, checkpoints that reshard between rank counts and stages, recovery from a
+/// killed and a hung rank, and the cost model's byte counts against the measured ones.
+final class DistributedTrainingTests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    /// The release binary: `GOKU_BINARY` when set, else `.build/release/goku`.
+    var goku: URL {
+        ProcessInfo.processInfo.environment["GOKU_BINARY"].map { URL(fileURLWithPath: $0) }
+            ?? root.appendingPathComponent(".build/release/goku")
+    }
+    private static var work: URL!
+    private static var configFile: URL!
+    private static var reference: URL!
+
+    /// The tiny models, a packed mixed dataset (videos and images at two resolutions) and a two-stage config with a
+    /// checkpoint every 4 steps; then the single-process reference run of 10 steps.
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: goku.path) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: goku.path + " (needs the release goku binary: run swift build -c release first; scripts/test.sh does)"])
+        }
+        guard Self.work == nil else { return }
+        let work = try TemporaryFolders.make("goku-distributed")
+        try TestModels.saveTinyVAE(to: work.appendingPathComponent("vae"))
+        try TestModels.saveTinyT5(to: work.appendingPathComponent("t5"))
+        try FolderTrainingTests.makeDataset(at: work.appendingPathComponent("dataset"))
+        var config = GokuTrainingConfig()
+        config.preset = "tiny"
+        config.vaeFolder = work.appendingPathComponent("vae").path
+        config.textEncoderFolder = work.appendingPathComponent("t5").path
+        config.maxTextLength = 12
+        config.steps = 10
+        config.warmupSteps = 2
+        config.emaDecay = 0.9
+        config.checkpointEvery = 4
+        config.keepCheckpoints = 5
+        config.captionDropout = 0.3
+        config.latentSampling = .posterior
+        config.prefetchBatches = 0
+        let data = [DatasetMixtureEntry(path: work.appendingPathComponent("dataset").path)]
+        config.stages = [
+            TrainingStage(name: "images", steps: 4, datasets: data, tokenBudget: 16, maxSide: 32, maxFrames: 1),
+            TrainingStage(name: "joint", steps: 6, datasets: data, tokenBudget: 36, maxSide: 32, maxFrames: 9),
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        Self.configFile = work.appendingPathComponent("config.json")
+        try encoder.encode(config).write(to: Self.configFile)
+        Self.work = work
+        Self.reference = work.appendingPathComponent("reference")
+        try runGoku(["train", "--config", Self.configFile.path, "--output", Self.reference.path, "--threads", "1"])
+    }
+
+    @discardableResult
+    func runGoku(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let process = Process()
+        process.executableURL = goku
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let log = Self.logFile()
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        try handle.close()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertEqual(process.terminationStatus, 0, "goku \(arguments.joined(separator: " ")): \(text)")
+        return text
+    }
+
+    static func logFile() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("goku-dist-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        return url
+    }
+
+    /// `goku launch -n ranks -- train …` into a new run folder.
+    @discardableResult
+    func launch(_ name: String, ranks: Int, sharding: String, steps: Int = 10, extra: [String] = [], environment: [String: String] = [:]) throws -> (URL, String) {
+        let run = Self.work.appendingPathComponent(name)
+        let output = try runGoku(
+            ["launch", "-n", "\(ranks)"] + extra + [
+                "--", "train", "--config", Self.configFile.path, "--steps", "\(steps)", "--output", run.path,
+                "--sharding", sharding, "--threads", "1",
+            ], environment: environment)
+        return (run, output)
+    }
+
+    static func losses(_ run: URL) throws -> [Double] {
+        try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
+        }
+    }
+
+    static func metrics(_ run: URL) throws -> [[String: Any]] {
+        try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    /// The last checkpoint's tensors of every group, whole.
+    static func finalState(_ run: URL) throws -> [String: [String: Tensor]] {
+        let store = try CheckpointStore(runDirectory: run)
+        return try CheckpointStore.load(from: XCTUnwrap(try store.latest())).groups
+    }
+
+    /// The largest relative difference, ‖a − b‖₂ / ‖b‖₂ per tensor, over the model, EMA and optimizer moments.
+    static func worstDifference(_ a: [String: [String: Tensor]], _ b: [String: [String: Tensor]]) throws -> Double {
+        var worst = 0.0
+        for group in ["model", "ema", "optimizer"] {
+            let x = try XCTUnwrap(a[group]), y = try XCTUnwrap(b[group])
+            XCTAssertEqual(Set(x.keys), Set(y.keys), group)
+            for (key, t) in x {
+                let u = t.doubleScalars, v = try XCTUnwrap(y[key]).doubleScalars
+                XCTAssertEqual(u.count, v.count, key)
+                let scale = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-30)
+                worst = max(worst, zip(u, v).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / scale)
+            }
+        }
+        return worst
+    }
+
+    func assertMatchesReference(_ run: URL, _ label: String) throws {
+        let expected = try Self.losses(Self.reference), got = try Self.losses(run)
+        XCTAssertEqual(got.count, expected.count, label)
+        for (g, e) in zip(got, expected) { XCTAssertEqual(g, e, accuracy: 1e-5 * abs(e), label) }
+        let worst = try Self.worstDifference(Self.finalState(run), Self.finalState(Self.reference))
+        XCTAssertLessThan(worst, 1e-5, label)
+        print("\(label): worst relative difference to one process \(worst)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("model/model_index.json").path), label)
+    }
+
+    func testTwoAndThreeRanksAtEveryStageMatchOneProcess() throws {
+        for ranks in [2, 3] {
+            for stage in ["none", "optimizer", "gradients"] {
+                let (run, _) = try launch("dp\(ranks)-\(stage)", ranks: ranks, sharding: stage)
+                try assertMatchesReference(run, "DP=\(ranks) \(stage)")
+            }
+        }
+    }
+
+    func testAFixedRankCountIsBitIdenticalAndBytesMatchTheCostModel() throws {
+        let (first, _) = try launch("repeat-a", ranks: 2, sharding: "gradients")
+        let (second, _) = try launch("repeat-b", ranks: 2, sharding: "gradients")
+        XCTAssertEqual(try Self.losses(first), try Self.losses(second))
+        XCTAssertEqual(try Self.worstDifference(Self.finalState(first), Self.finalState(second)), 0)
+
+        // Measured bytes per step against `goku plan`'s cost model for this model at W = 2.
+        var architecture = GokuConfig.presets["tiny"]!
+        architecture.inChannels = VideoVAEConfig.tiny.latentChannels
+        architecture.textDimension = TestModels.tinyT5.dModel
+        var shape = ModelShape(architecture, textTokens: 12)
+        // The trained parameters as the checkpoint holds them.
+        shape.parameterCount = try Self.finalState(first)["model"]!.values.reduce(0) { $0 + $1.count }
+        for (stage, run) in [("gradients", first), ("none", try launch("bytes-none", ranks: 2, sharding: "none").0)] {
+            let plan = ParallelPlan(ranks: 2, sharding: ShardingStage(rawValue: stage)!, tokens: 16)
+            let predicted = try CostModel.estimate(model: shape, plan: plan).payloadBytes
+            for record in try Self.metrics(run) {
+                for collective in [Collective.allReduce, .reduceScatter, .allGather] {
+                    let measured = record["comm_\(collective.rawValue)_bytes"] as? Double ?? 0
+                    XCTAssertEqual(Int(measured), predicted[collective] ?? 0, "\(stage) \(collective)")
+                }
+            }
+        }
+    }
+
+    func testCheckpointsReshardAcrossRankCountsAndStages() throws {
+        // The step-8 checkpoint of a 2-rank ZeRO-2 run (its step-10 one removed), continued to step 10 on 3 ranks at
+        // ZeRO-1 and in one process.
+        let (saved, _) = try launch("reshard-2", ranks: 2, sharding: "gradients")
+        for (name, ranks, stage) in [("reshard-to-3", 3, "optimizer"), ("reshard-to-1", 1, "none")] {
+            let run = Self.work.appendingPathComponent(name)
+            try FileManager.default.copyItem(at: saved, to: run)
+            try FileManager.default.removeItem(at: run.appendingPathComponent("checkpoints/" + CheckpointStore.folderName(step: 10)))
+            try FileManager.default.removeItem(at: run.appendingPathComponent("model"))
+            if ranks == 1 {
+                try runGoku(["train", "--config", Self.configFile.path, "--steps", "10", "--output", run.path, "--threads", "1"])
+            } else {
+                try launch(name, ranks: ranks, sharding: stage)
+            }
+            let worst = try Self.worstDifference(Self.finalState(run), Self.finalState(Self.reference))
+            print("\(name): worst relative difference to one uninterrupted process \(worst)")
+            XCTAssertLessThan(worst, 1e-5, name)
+        }
+    }
+
+    func testRecoversFromAKilledAndAHungRank() throws {
+        // A rank killed with SIGKILL while a checkpoint is being written (writes held back 1.5 s so the kill lands
+        // inside one), then a rank that hangs: the launcher restarts the job each time and it ends where an
+        // uninterrupted run does.
+        let run = Self.work.appendingPathComponent("recover")
+        let process = Process()
+        process.executableURL = goku
+        process.arguments = [
+            "launch", "-n", "2", "--max-restarts", "3", "--hang-timeout", "8", "--", "train", "--config",
+            Self.configFile.path, "--output", run.path, "--sharding", "optimizer", "--threads", "1",
+        ]
+        var env = ProcessInfo.processInfo.environment
+        env["GOKU_CHECKPOINT_WRITE_DELAY_MS"] = "1500"
+        env[FaultInjection.variable] = "hang:rank=0:step=7"
+        process.environment = env
+        let log = Self.logFile()
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        // Kill rank 1 once a checkpoint write is under way (a partial folder exists) for the first time.
+        let checkpoints = run.appendingPathComponent("checkpoints")
+        var killed = false
+        let deadline = Date().addingTimeInterval(240)
+        while process.isRunning && !killed && Date() < deadline {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []
+            if names.contains(where: { $0.hasSuffix(".partial") }),
+                let beat = Heartbeat.read(rank: 1, in: run.appendingPathComponent("heartbeat"))
+            {
+                kill(beat.pid, SIGKILL)
+                killed = true
+                // No checkpoint is half visible: every step folder is complete.
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? [] where name.hasPrefix("step-") {
+                    XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoints.appendingPathComponent("\(name)/metadata.json").path))
+                }
+            }
+            usleep(20_000)
+        }
+        process.waitUntilExit()
+        try handle.close()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertTrue(killed, text)
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        let events = try String(contentsOf: run.appendingPathComponent("launch.jsonl"), encoding: .utf8)
+        XCTAssertTrue(events.contains("a rank failed"), events)
+        XCTAssertTrue(events.contains("made no progress"), events)
+        let worst = try Self.worstDifference(Self.finalState(run), Self.finalState(Self.reference))
+        print("recovered run: worst relative difference to one uninterrupted process \(worst)")
+        XCTAssertLessThan(worst, 1e-5)
+    }
+}
