@@ -75,11 +75,17 @@ public final class CheckpointStore: @unchecked Sendable {
     /// window in which a failure hits a write in progress, for the recovery tests.
     static let writeDelay: Double = ProcessInfo.processInfo.environment["GOKU_CHECKPOINT_WRITE_DELAY_MS"].flatMap(Double.init) ?? 0
 
-    /// Saves `snapshot` in the background; waits for this rank's previous write first and rethrows its error.
+    /// Saves `snapshot` in the background; waits for the previous save first (with several ranks, for every rank's
+    /// files and its commit: all ranks call `save` at the same step) and rethrows its error.
     /// The tensors are copied before returning, so training may update them at once.
     public func save(_ snapshot: TrainingSnapshot) throws {
         try waitForPendingWrite()
-        precondition(uncommitted == nil, "CheckpointStore: the previous save is not committed yet")
+        if uncommitted != nil {
+            // The previous save's files are still being written somewhere: every rank is here at the same step, so
+            // wait for all of them and commit it first.
+            try group.barrier()
+            try commitIfReady(pendingOverRanks: 0)
+        }
         let ranks = group.size, rank = group.rank
         var entries: [ShardedCheckpointFormat.TensorEntry] = [], tensors: [Tensor] = []
         for (groupName, members) in snapshot.groups {

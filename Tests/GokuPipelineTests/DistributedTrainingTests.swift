@@ -210,7 +210,7 @@ final class DistributedTrainingTests: XCTestCase {
         ]
         var env = ProcessInfo.processInfo.environment
         env["GOKU_CHECKPOINT_WRITE_DELAY_MS"] = "1500"
-        env[FaultInjection.variable] = "hang:rank=0:step=7"
+        env[FaultInjection.variable] = "hang:rank=0:step=9"
         process.environment = env
         let log = Self.logFile()
         let handle = try FileHandle(forWritingTo: log)
