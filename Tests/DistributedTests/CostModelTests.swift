@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Distributed
+import Distributed
 import GokuModel
 import GokuPipeline
 import TensorCore

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-@testable import Distributed
+import Distributed
 
 /// The collectives' results against values computed from rank and size. `testCollectives` runs in this process (the
 /// single-process backend) and, through `testCollectivesOnThreeRanks`, as three MPI ranks.
