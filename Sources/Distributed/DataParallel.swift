@@ -140,26 +140,7 @@ public final class DataParallel {
     public func gatherParameters() throws {
         guard stage.shardsOptimizer else { return }
         for bucket in buckets {
-            let params = bucket.map { parameters[$0].tensor }
-            let counts = (0..<group.size).map { rank in params.reduce(0) { $0 + RowSharding.elements($1.shape, rank: rank, of: group.size).count } }
-            var own = [Float](), output = [Float](repeating: 0, count: counts.reduce(0, +))
-            own.reserveCapacity(counts[group.rank])
-            for index in bucket {
-                let shard = shards[index].tensor
-                own.append(contentsOf: UnsafeBufferPointer(start: shard.storage.pointer(as: Float.self), count: shard.count))
-            }
-            try own.withUnsafeBufferPointer { o in try output.withUnsafeMutableBufferPointer { try group.allGather(o, counts: counts, into: $0) } }
-            var offset = 0
-            for rank in 0..<group.size {
-                for p in params {
-                    let range = RowSharding.elements(p.shape, rank: rank, of: group.size)
-                    if !range.isEmpty {
-                        output.withUnsafeBufferPointer { (p.storage.pointer(as: Float.self) + range.lowerBound).update(from: $0.baseAddress! + offset, count: range.count) }
-                    }
-                    offset += range.count
-                }
-            }
-            for p in params { p.storage.bumpVersion() }
+            try allGatherRows(bucket.map { shards[$0].tensor }, into: bucket.map { parameters[$0].tensor })
         }
     }
 
@@ -167,21 +148,29 @@ public final class DataParallel {
     /// full shapes, `shards` this rank's rows of each.
     public func gather(_ shards: [Tensor], shapes: [[Int]]) throws -> [Tensor] {
         let full = shapes.map { Tensor(uninitializedShape: $0) }
-        let counts = (0..<group.size).map { rank in shapes.reduce(0) { $0 + RowSharding.elements($1, rank: rank, of: group.size).count } }
+        try allGatherRows(shards.map { $0.to(.float32) }, into: full)
+        return full
+    }
+
+    /// One all-gather: this rank's rows of each tensor (`shards`, float32) go out, and every rank's rows land in
+    /// `full`.
+    private func allGatherRows(_ shards: [Tensor], into full: [Tensor]) throws {
+        let counts = (0..<group.size).map { rank in full.reduce(0) { $0 + RowSharding.elements($1.shape, rank: rank, of: group.size).count } }
         var own = [Float](), output = [Float](repeating: 0, count: counts.reduce(0, +))
-        for s in shards { own.append(contentsOf: s.to(.float32).scalars) }
+        own.reserveCapacity(counts[group.rank])
+        for s in shards { own.append(contentsOf: UnsafeBufferPointer(start: s.storage.pointer(as: Float.self), count: s.count)) }
         try own.withUnsafeBufferPointer { o in try output.withUnsafeMutableBufferPointer { try group.allGather(o, counts: counts, into: $0) } }
         var offset = 0
         for rank in 0..<group.size {
-            for (t, shape) in zip(full, shapes) {
-                let range = RowSharding.elements(shape, rank: rank, of: group.size)
+            for t in full {
+                let range = RowSharding.elements(t.shape, rank: rank, of: group.size)
                 if !range.isEmpty {
                     output.withUnsafeBufferPointer { (t.storage.pointer(as: Float.self) + range.lowerBound).update(from: $0.baseAddress! + offset, count: range.count) }
                 }
                 offset += range.count
             }
         }
-        return full
+        for t in full { t.storage.bumpVersion() }
     }
 
     /// The bucket's tensors (by `value`, zeros when nil) laid out rank by rank: rank 0's rows of each tensor, then

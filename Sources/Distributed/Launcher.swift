@@ -66,31 +66,29 @@ public final class Launcher {
         signal(SIGTERM, launcherSignalHandler)
         var attempt = 0
         while true {
-            let cause = try runOnce(program: program, arguments, attempt: attempt)
-            switch cause {
-            case .none: 
+            let outcome = try runOnce(program: program, arguments, attempt: attempt)
+            switch outcome {
+            case .finished:
                 log(["event": "finished", "attempt": "\(attempt)"], "goku launch: the job finished")
-                return .finished
-            case .stopped(let status)?:
+                return outcome
+            case .stopped:
                 log(["event": "stopped", "attempt": "\(attempt)"], "goku launch: stopped on request")
-                return .stopped(status: status)
-            case .failed(let cause)?:
+                return outcome
+            case .failed(let cause):
                 if attempt >= options.maxRestarts {
                     log(["event": "gave_up", "attempt": "\(attempt)", "cause": cause],
                         "goku launch: \(cause); no restarts left (--max-restarts \(options.maxRestarts))")
-                    return .failed(cause: cause)
+                    return outcome
                 }
                 attempt += 1
                 log(["event": "restart", "attempt": "\(attempt)", "cause": cause],
                     "goku launch: \(cause); restarting the job from its latest checkpoint (restart \(attempt) of \(options.maxRestarts))")
-            case .finished?:
-                return .finished
             }
         }
     }
 
-    /// One start of the job; nil when it finished, else how it ended.
-    private func runOnce(program: String, _ arguments: [String], attempt: Int) throws -> Outcome? {
+    /// One start of the job, and how it ended.
+    private func runOnce(program: String, _ arguments: [String], attempt: Int) throws -> Outcome {
         let fm = FileManager.default
         try? fm.removeItem(at: options.heartbeatDirectory)
         try fm.createDirectory(at: options.heartbeatDirectory, withIntermediateDirectories: true)
@@ -125,7 +123,7 @@ public final class Launcher {
         process.waitUntilExit()
         let status = process.terminationStatus
         if stopSent { return .stopped(status: status) }
-        if status == 0 && process.terminationReason == .exit { return nil }
+        if status == 0 && process.terminationReason == .exit { return .finished }
         let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(status)" : "exited with status \(status)"
         return .failed(cause: "the job \(how) (a rank failed)")
     }

@@ -19,12 +19,16 @@ public enum RowSharding {
         return (rank * rows / ranks)..<((rank + 1) * rows / ranks)
     }
 
-    /// The shard shape of rank `rank` of `ranks` for a tensor of shape `shape` (a scalar stays a scalar on the rank
-    /// that holds it and has shape [0] elsewhere).
+    /// The shard shape of rank `rank` of `ranks` for a tensor of shape `shape`.
     public static func shardShape(_ shape: [Int], rank: Int, of ranks: Int) -> [Int] {
-        let r = rows(rowCount(shape), rank: rank, of: ranks)
-        if shape.isEmpty { return r.isEmpty ? [0] : [] }
-        return [r.count] + shape.dropFirst()
+        Self.shape(of: rows(rowCount(shape), rank: rank, of: ranks), in: shape)
+    }
+
+    /// The shape of rows `rows` of a tensor of shape `shape` (a scalar stays a scalar when its one row is taken, and
+    /// has shape [0] when not).
+    public static func shape(of rows: Range<Int>, in shape: [Int]) -> [Int] {
+        if shape.isEmpty { return rows.isEmpty ? [0] : [] }
+        return [rows.count] + shape.dropFirst()
     }
 
     /// Element range (in the row-major order) of rank `rank`'s shard.

@@ -280,12 +280,13 @@ public final class GokuTrainer: TrainingTask {
         text.encoder.model.setTraining(trainsText)
         // The global batch; with several ranks this one computes only its token-balanced share (`BatchShare`), while
         // every rank draws the randomness of the whole batch in the same order, so that the ranks together compute
-        // exactly the single-process step.
+        // exactly the single-process step. Each rank reads the whole batch's prepared latents (a few kilobytes a
+        // sample, next to the step's compute): the cut and the draws then need nothing from the source but its batch.
         let items = try source.nextBatch(step: step)
         let patch = transformer.config.patchSize
         let mine = group.size > 1
             ? BatchShare.cut(
-                tokens: items.map { zip($0.latent.shape.dropFirst(), patch).reduce(1) { $0 * ($1.0 / $1.1) } }, ranks: group.size)[group.rank]
+                tokens: items.map { TimestepShift.tokenCount(latentShape: $0.latent.shape, patchSize: patch) }, ranks: group.size)[group.rank]
             : Array(items.indices)
         let isMine = Set(mine)
         let generator = loop.generator

@@ -147,9 +147,6 @@ public final class CheckpointStore: @unchecked Sendable {
         return writing ? 1 : 0
     }
 
-    /// Whether a save of several ranks waits for its commit.
-    public var hasUncommittedSave: Bool { uncommitted != nil }
-
     /// Commits the pending save once no rank is still writing (`pendingOverRanks` == 0, the sum of
     /// `localWritePending`): rank 0 writes the metadata and moves the folder into place. Rethrows this rank's write
     /// error.

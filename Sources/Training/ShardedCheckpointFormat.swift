@@ -210,7 +210,7 @@ public final class ShardedCheckpointReader {
         let all = 0..<RowSharding.rowCount(entry.shape)
         let rows = wanted ?? all
         precondition(rows.lowerBound >= 0 && rows.upperBound <= all.upperBound, "read: rows \(rows) of \(entry.shape)")
-        let shape = wanted == nil ? entry.shape : (entry.shape.isEmpty ? (rows.isEmpty ? [0] : []) : [rows.count] + entry.shape.dropFirst())
+        let shape = wanted == nil ? entry.shape : RowSharding.shape(of: rows, in: entry.shape)
         let out = Tensor(uninitializedShape: shape, dtype: entry.dtype)
         let rowBytes = RowSharding.rowSize(entry.shape) * entry.dtype.byteCount
         var covered = 0

@@ -43,6 +43,9 @@ struct LaunchCommand: ParsableCommand {
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must not be negative") }
         guard hangTimeout > 0, startupTimeout > 0 else { throw ValidationError("the timeouts must be positive") }
         guard !arguments.isEmpty else { throw ValidationError("name the goku command to run after --, e.g. -- train --config FILE") }
+        if let hostfile, !FileManager.default.isReadableFile(atPath: hostfile) {
+            throw ValidationError("--hostfile \(hostfile) cannot be read")
+        }
     }
 
     /// The command after a leading `--`.

@@ -72,4 +72,22 @@ final class PackingSamplerTests: XCTestCase {
         }
         XCTAssertThrowsError(try PackingSampler(items: [.init(tokens: 6, weight: -1)], tokenBudget: 8, seed: 0))
     }
+
+    /// A global batch cut among ranks: every sample exactly once, in batch order per rank, the largest rank load at
+    /// most the smallest plus the largest sample (greedy largest-first), and the same cut every time.
+    func testBatchShareCoversTheBatchOnceAndBalancesTokens() {
+        let tokens = [16, 320, 64, 80, 16, 64, 80, 16, 320, 64]
+        for ranks in 1...4 {
+            let shares = BatchShare.cut(tokens: tokens, ranks: ranks)
+            XCTAssertEqual(shares.count, ranks)
+            XCTAssertEqual(shares.flatMap { $0 }.sorted(), Array(tokens.indices))
+            for share in shares { XCTAssertEqual(share, share.sorted()) }
+            let loads = shares.map { $0.reduce(0) { $0 + tokens[$1] } }
+            XCTAssertLessThanOrEqual(loads.max()! - loads.min()!, tokens.max()!)
+            XCTAssertEqual(BatchShare.cut(tokens: tokens, ranks: ranks), shares)
+        }
+        XCTAssertEqual(BatchShare.cut(tokens: [16, 320, 64, 80], ranks: 2).map { $0.map { [16, 320, 64, 80][$0] }.reduce(0, +) }, [320, 160])
+        // Fewer samples than ranks: the last ranks get none.
+        XCTAssertEqual(BatchShare.cut(tokens: [5, 9], ranks: 3), [[1], [0], []])
+    }
 }

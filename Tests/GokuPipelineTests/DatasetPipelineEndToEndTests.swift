@@ -17,13 +17,8 @@ import XCTest
 /// `goku train` (two stages, images then joint, at two resolutions; killed, then resumed) → `goku generate` from the
 /// run's exported model. Each kill is a SIGKILL mid-work; the resumed results equal an uninterrupted run's bit for bit.
 final class DatasetPipelineEndToEndTests: XCTestCase {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    /// The release binary: `GOKU_BINARY` when set (a build in another scratch folder), else `.build/release/goku`.
-    var goku: URL {
-        ProcessInfo.processInfo.environment["GOKU_BINARY"].map { URL(fileURLWithPath: $0) }
-            ?? root.appendingPathComponent(".build/release/goku")
-    }
+    let root = TestCommands.root
+    var goku: URL { TestCommands.releaseGoku }
 
     @discardableResult
     func runGoku(_ arguments: [String]) throws -> String {

@@ -12,13 +12,7 @@ import XCTest
 /// batches: losses and weights, determinism, checkpoints that reshard between rank counts and stages, recovery from a
 /// killed and a hung rank, and the cost model's byte counts against the measured ones.
 final class DistributedTrainingTests: XCTestCase {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    /// The release binary: `GOKU_BINARY` when set, else `.build/release/goku`.
-    var goku: URL {
-        ProcessInfo.processInfo.environment["GOKU_BINARY"].map { URL(fileURLWithPath: $0) }
-            ?? root.appendingPathComponent(".build/release/goku")
-    }
+    var goku: URL { TestCommands.releaseGoku }
     private static var work: URL!
     private static var configFile: URL!
     private static var reference: URL!
@@ -63,28 +57,9 @@ final class DistributedTrainingTests: XCTestCase {
 
     @discardableResult
     func runGoku(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
-        let process = Process()
-        process.executableURL = goku
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let log = Self.logFile()
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        try handle.close()
-        let text = try String(contentsOf: log, encoding: .utf8)
-        XCTAssertEqual(process.terminationStatus, 0, "goku \(arguments.joined(separator: " ")): \(text)")
-        return text
-    }
-
-    static func logFile() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("goku-dist-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
-        return url
+        let result = try TestCommands.run(goku, arguments, environment: environment)
+        XCTAssertEqual(result.status, 0, "goku \(arguments.joined(separator: " ")): \(result.output)")
+        return result.output
     }
 
     /// `goku launch -n ranks -- train …` into a new run folder.
@@ -162,9 +137,9 @@ final class DistributedTrainingTests: XCTestCase {
         var architecture = GokuConfig.presets["tiny"]!
         architecture.inChannels = VideoVAEConfig.tiny.latentChannels
         architecture.textDimension = TestModels.tinyT5.dModel
-        var shape = ModelShape(architecture, textTokens: 12)
-        // The trained parameters as the checkpoint holds them.
-        shape.parameterCount = try Self.finalState(first)["model"]!.values.reduce(0) { $0 + $1.count }
+        architecture.imageConditioning = GokuTrainingConfig().imageConditioning
+        let shape = ModelShape(architecture, textTokens: 12)
+        XCTAssertEqual(shape.parameterCount, try Self.finalState(first)["model"]!.values.reduce(0) { $0 + $1.count })
         for (stage, run) in [("gradients", first), ("none", try launch("bytes-none", ranks: 2, sharding: "none").0)] {
             let plan = ParallelPlan(ranks: 2, sharding: ShardingStage(rawValue: stage)!, tokens: 16)
             let predicted = try CostModel.estimate(model: shape, plan: plan).payloadBytes
@@ -212,7 +187,8 @@ final class DistributedTrainingTests: XCTestCase {
         env["GOKU_CHECKPOINT_WRITE_DELAY_MS"] = "1500"
         env[FaultInjection.variable] = "hang:rank=0:step=9"
         process.environment = env
-        let log = Self.logFile()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("goku-recover-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
