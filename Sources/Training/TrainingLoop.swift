@@ -250,6 +250,12 @@ public final class TrainingLoop {
             let stepStart = Date()
             var metrics = try trainStep(task)
             metrics["step_seconds"] = Date().timeIntervalSince(stepStart)
+            if stopsOverRanks == 0 && settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 && step < settings.steps {
+                // The time the loop is blocked by a save (copying this rank's rows; the write goes on behind).
+                let saveStart = Date()
+                try store.save(snapshot(task, seconds: previousSeconds + Date().timeIntervalSince(start)))
+                metrics["checkpoint_stall_seconds"] = Date().timeIntervalSince(saveStart)
+            }
             log?.append(step: step, metrics)
             var shown = progressMetrics.compactMap { name in metrics[name].map { (name, $0) } }
             if let tokens = metrics["tokens"] {
@@ -258,9 +264,6 @@ public final class TrainingLoop {
             }
             bar?.update(completed: step, metrics: shown)
             if stopsOverRanks > 0 { break }
-            if settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 && step < settings.steps {
-                try store.save(snapshot(task, seconds: previousSeconds + Date().timeIntervalSince(start)))
-            }
         }
         bar?.finish()
         try store.saveNow(snapshot(task, seconds: previousSeconds + Date().timeIntervalSince(start)))
