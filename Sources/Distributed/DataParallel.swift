@@ -63,11 +63,8 @@ public final class DataParallel {
         self.bucketElements = bucketElements
         if stage.shardsOptimizer {
             shards = parameters.map { key, p in
-                let range = RowSharding.elements(p.shape, rank: group.rank, of: group.size)
                 let shard = Tensor(uninitializedShape: RowSharding.shardShape(p.shape, rank: group.rank, of: group.size))
-                if !range.isEmpty {
-                    shard.storage.pointer(as: Float.self).update(from: p.storage.pointer(as: Float.self) + range.lowerBound, count: range.count)
-                }
+                RowSharding.copyRows(of: p, into: shard, rank: group.rank, of: group.size)
                 shard.requiresGrad = true
                 return (key, shard)
             }

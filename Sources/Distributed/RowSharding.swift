@@ -1,3 +1,5 @@
+import TensorCore
+
 /// How a tensor is cut among the ranks of a group: by rows (its first axis), rank k of n holding rows
 /// ⌊k·R/n⌋ ..< ⌊(k+1)·R/n⌋ — per-parameter sharding on dim 0, as PyTorch's FSDP2 does.
 ///
@@ -35,5 +37,14 @@ public enum RowSharding {
     public static func elements(_ shape: [Int], rank: Int, of ranks: Int) -> Range<Int> {
         let r = rows(rowCount(shape), rank: rank, of: ranks), size = rowSize(shape)
         return (r.lowerBound * size)..<(r.upperBound * size)
+    }
+
+    /// Copies rank `rank`'s rows of the float32 tensor `full` into `shard` (of `shardShape`).
+    public static func copyRows(of full: Tensor, into shard: Tensor, rank: Int, of ranks: Int) {
+        let range = elements(full.shape, rank: rank, of: ranks)
+        precondition(shard.count == range.count, "copyRows: a shard of \(shard.count) elements for rows of \(range.count)")
+        guard !range.isEmpty else { return }
+        shard.storage.pointer(as: Float.self).update(from: full.storage.pointer(as: Float.self) + range.lowerBound, count: range.count)
+        shard.storage.bumpVersion()
     }
 }

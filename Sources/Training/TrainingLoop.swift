@@ -169,8 +169,8 @@ public final class TrainingLoop {
         if let dataParallel, dataParallel.stage.shardsOptimizer {
             // The shards start from the checkpoint's weights, as the full parameters will once the task loads them.
             for (key, shard) in dataParallel.shards {
-                guard let shape = shapes[key], model[key] != nil else { continue }
-                shard.assign(try reader.read("model/" + key, rows: RowSharding.rows(RowSharding.rowCount(shape), rank: group.rank, of: group.size)))
+                guard let full = model[key], full.shape == shapes[key] else { continue }
+                RowSharding.copyRows(of: full, into: shard, rank: group.rank, of: group.size)
             }
         }
         generator = snapshot.state.makeGenerator()
