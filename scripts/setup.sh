@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(pkg-config libopenblas-dev libopenblas0-pthread libdnnl-dev zlib1g-dev
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg libsqlite3-dev
-    libtesseract-dev tesseract-ocr-eng libopenmpi-dev openmpi-bin)
+    libtesseract-dev tesseract-ocr-eng libopenmpi-dev openmpi-bin iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

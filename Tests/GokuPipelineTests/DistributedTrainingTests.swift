@@ -223,4 +223,57 @@ final class DistributedTrainingTests: XCTestCase {
         print("recovered run: worst relative difference to one uninterrupted process \(worst)")
         XCTAssertLessThan(worst, 1e-5)
     }
+
+    /// Two ranks as on two hosts: rank 1 in its own network namespace, joined to this one by a veth pair, Open MPI
+    /// starting it through an rsh agent that enters the namespace (as ssh enters another machine), and every byte
+    /// between the ranks over TCP (shared memory off). The run folder is shared, as a cluster file system would be.
+    func testTwoRanksInSeparateNetworkNamespacesOverTCP() throws {
+        let tag = Int(getpid()) % 10000, subnet = "10.213.\(Int(getpid()) % 250)"
+        let namespace = "goku-test-\(tag)", outside = "gkt\(tag)a", inside = "gkt\(tag)b"
+        func ip(_ arguments: [String]) throws {
+            let result = try TestCommands.run(URL(fileURLWithPath: "/usr/sbin/ip"), arguments)
+            XCTAssertEqual(result.status, 0, "ip \(arguments.joined(separator: " ")): \(result.output) (this test needs root and CAP_NET_ADMIN)")
+            if result.status != 0 { throw CocoaError(.featureUnsupported) }
+        }
+        try ip(["netns", "add", namespace])
+        defer {
+            _ = try? TestCommands.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["link", "del", outside])
+            _ = try? TestCommands.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "del", namespace])
+        }
+        try ip(["link", "add", outside, "type", "veth", "peer", "name", inside])
+        try ip(["link", "set", inside, "netns", namespace])
+        try ip(["addr", "add", "\(subnet).1/24", "dev", outside])
+        try ip(["link", "set", outside, "up"])
+        try ip(["netns", "exec", namespace, "ip", "addr", "add", "\(subnet).2/24", "dev", inside])
+        try ip(["netns", "exec", namespace, "ip", "link", "set", inside, "up"])
+        try ip(["netns", "exec", namespace, "ip", "link", "set", "lo", "up"])
+
+        let folder = try TemporaryFolders.make("goku-netns")
+        let agent = folder.appendingPathComponent("agent.sh"), hosts = folder.appendingPathComponent("hosts")
+        // Open MPI calls its rsh agent as `agent [options] HOST COMMAND…`.
+        try """
+            #!/bin/sh
+            while [ "${1#-}" != "$1" ]; do shift; done
+            host=$1; shift
+            [ "$host" = "\(subnet).2" ] || { echo "unknown host $host" >&2; exit 1; }
+            exec /usr/sbin/ip netns exec \(namespace) /bin/sh -c "$*"
+
+            """.write(to: agent, atomically: true, encoding: .utf8)
+        chmod(agent.path, 0o755)
+        try "\(subnet).1 slots=1\n\(subnet).2 slots=1\n".write(to: hosts, atomically: true, encoding: .utf8)
+        var options = ["--hostfile", hosts.path]
+        for option in ["plm_rsh_agent", agent.path, "btl", "self,tcp", "btl_tcp_if_include", "\(subnet).0/24", "oob_tcp_if_include", "\(subnet).0/24"]
+            .chunked() {
+            options += ["--mpi-option=--mca", "--mpi-option=\(option.0)", "--mpi-option=\(option.1)"]
+        }
+        let (run, _) = try launch("netns", ranks: 2, sharding: "gradients", extra: options)
+        try assertMatchesReference(run, "DP=2 gradients across network namespaces over TCP")
+    }
+}
+
+extension Array {
+    /// Consecutive pairs: [a, b, c, d] → [(a, b), (c, d)].
+    fileprivate func chunked() -> [(Element, Element)] {
+        stride(from: 0, to: count - 1, by: 2).map { (self[$0], self[$0 + 1]) }
+    }
 }
