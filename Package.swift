@@ -83,7 +83,7 @@ let package = Package(
             name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // Process groups and their collectives; data-parallel sharding of the optimizer state; the cost model of a
         // distributed run (`goku plan`).
-        .target(name: "Distributed", dependencies: ["TensorCore", "Optim", "CMPI"], swiftSettings: kernelFlags),
+        .target(name: "Distributed", dependencies: ["TensorCore", "NN", "Optim", "CMPI"], swiftSettings: kernelFlags),
         .testTarget(
             name: "DistributedTests",
             dependencies: ["Distributed", "Optim", "TensorCore", "TestSupport", "GokuModel", "GokuPipeline"]),

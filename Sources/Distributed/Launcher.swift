@@ -49,6 +49,9 @@ public final class Launcher {
         case failed(cause: String)
     }
 
+    /// The variable that tells the ranks which start of the job they are (0 first, then 1 per restart).
+    public static let attemptVariable = "GOKU_LAUNCH_ATTEMPT"
+
     public let options: Options
     private let output: FileHandle
     private var program: String?
@@ -95,10 +98,11 @@ public final class Launcher {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: MPIRun.executable)
         var run = options.run
-        run.forwardedVariables.append(Heartbeat.variable)
+        run.forwardedVariables += [Heartbeat.variable, Self.attemptVariable]
         process.arguments = run.arguments(program: program, arguments)
         var environment = ProcessInfo.processInfo.environment
         environment[Heartbeat.variable] = options.heartbeatDirectory.path
+        environment[Self.attemptVariable] = "\(attempt)"
         process.environment = environment
         log(["event": "start", "attempt": "\(attempt)", "ranks": "\(options.run.ranks)"],
             attempt == 0 ? "goku launch: starting \(options.run.ranks) ranks" : "goku launch: start \(attempt + 1)")

@@ -81,20 +81,29 @@ public final class ProcessGroup: @unchecked Sendable {
     public let worldRank: Int
     /// Whether collectives go through MPI (false: the single-process backend).
     public var isDistributed: Bool { communicator != nil }
-    /// Payload bytes this rank moved, by collective.
-    public private(set) var traffic: [Collective: Int] = [:]
-    /// Collective calls, by collective.
-    public private(set) var calls: [Collective: Int] = [:]
+    /// Payload bytes this rank moved, by collective, in this group and every group split from it or from which it
+    /// was split (they share one count, so a step's figures include its sub-groups' collectives).
+    public var traffic: [Collective: Int] { ledger.traffic }
+    /// Collective calls, by collective, counted as `traffic`.
+    public var calls: [Collective: Int] { ledger.calls }
 
+    /// The counts shared by a group and its splits.
+    private final class Ledger {
+        var traffic: [Collective: Int] = [:]
+        var calls: [Collective: Int] = [:]
+    }
+
+    private let ledger: Ledger
     private let communicator: MPI_Comm?
     private nonisolated(unsafe) static var worldGroup: ProcessGroup?
     private static let worldLock = NSLock()
 
-    private init(rank: Int, size: Int, worldRank: Int, communicator: MPI_Comm?) {
+    private init(rank: Int, size: Int, worldRank: Int, communicator: MPI_Comm?, ledger: Ledger = Ledger()) {
         self.rank = rank
         self.size = size
         self.worldRank = worldRank
         self.communicator = communicator
+        self.ledger = ledger
     }
 
     /// A group of one process that does nothing: the single-process backend.
@@ -146,7 +155,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Splits the group: processes with the same `color` form a new group, ranked by `key` (then by rank).
     public func split(color: Int, key: Int) throws -> ProcessGroup {
         guard let communicator else {
-            return ProcessGroup(rank: 0, size: 1, worldRank: worldRank, communicator: nil)
+            return ProcessGroup(rank: 0, size: 1, worldRank: worldRank, communicator: nil, ledger: ledger)
         }
         var newComm: MPI_Comm? = goku_mpi_comm_null()
         try check("split", MPI_Comm_split(communicator, Int32(color), Int32(key), &newComm))
@@ -155,7 +164,7 @@ public final class ProcessGroup: @unchecked Sendable {
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(newComm, &r)
         MPI_Comm_size(newComm, &s)
-        return ProcessGroup(rank: Int(r), size: Int(s), worldRank: worldRank, communicator: newComm)
+        return ProcessGroup(rank: Int(r), size: Int(s), worldRank: worldRank, communicator: newComm, ledger: ledger)
     }
 
     // MARK: - Collectives
@@ -254,8 +263,8 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// Clears `traffic` and `calls`.
     public func resetTraffic() {
-        traffic = [:]
-        calls = [:]
+        ledger.traffic = [:]
+        ledger.calls = [:]
     }
 
     // MARK: - Helpers
@@ -271,8 +280,8 @@ public final class ProcessGroup: @unchecked Sendable {
     }
 
     private func account(_ collective: Collective, bytes: Int) throws {
-        calls[collective, default: 0] += 1
-        if isDistributed { traffic[collective, default: 0] += bytes }
+        ledger.calls[collective, default: 0] += 1
+        if isDistributed { ledger.traffic[collective, default: 0] += bytes }
     }
 
     private func count32(_ name: String, _ count: Int) throws -> Int32 {

@@ -66,9 +66,10 @@ public enum StopRequest {
 
 private func stopSignalHandler(_: Int32) { StopRequest.set() }
 
-/// Failures injected on purpose to test recovery, from `GOKU_FAULT_INJECTION` = `KIND:rank=R:step=S` with KIND
-/// `hang` (the rank stops making progress before step S) or `exit` (it dies with status 1 before step S). Each
-/// fires once per run folder (a marker file remembers it), so the restarted job runs through. Not for production.
+/// Failures injected on purpose to test recovery, from `GOKU_FAULT_INJECTION` = `KIND:rank=R:step=S[:attempt=A]`
+/// with KIND `hang` (the rank stops making progress before step S) or `exit` (it dies with status 1 before step S),
+/// optionally only in start A of a supervised job (`Launcher.attemptVariable`). Each fires once per run folder (a
+/// marker file remembers it), so the restarted job runs through. Not for production.
 public struct FaultInjection: Sendable {
     /// The variable.
     public static let variable = "GOKU_FAULT_INJECTION"
@@ -76,20 +77,27 @@ public struct FaultInjection: Sendable {
     public let kind: Kind
     public let rank: Int
     public let step: Int
+    public let attempt: Int?
 
     /// The injection configured for this process, if any.
     public static func fromEnvironment() -> FaultInjection? {
         guard let spec = ProcessInfo.processInfo.environment[variable], !spec.isEmpty else { return nil }
         let parts = spec.split(separator: ":")
-        guard parts.count == 3, let kind = Kind(rawValue: String(parts[0])), parts[1].hasPrefix("rank="), parts[2].hasPrefix("step="),
-            let rank = Int(parts[1].dropFirst(5)), let step = Int(parts[2].dropFirst(5))
+        guard parts.count == 3 || parts.count == 4, let kind = Kind(rawValue: String(parts[0])), parts[1].hasPrefix("rank="),
+            parts[2].hasPrefix("step="), let rank = Int(parts[1].dropFirst(5)), let step = Int(parts[2].dropFirst(5))
         else { return nil }
-        return FaultInjection(kind: kind, rank: rank, step: step)
+        var attempt: Int?
+        if parts.count == 4 {
+            guard parts[3].hasPrefix("attempt="), let a = Int(parts[3].dropFirst(8)) else { return nil }
+            attempt = a
+        }
+        return FaultInjection(kind: kind, rank: rank, step: step, attempt: attempt)
     }
 
     /// Fires when this is the rank and the step and it has not fired before in `runDirectory`.
     public func fireIfDue(rank: Int, step: Int, runDirectory: URL) {
         guard rank == self.rank, step == self.step else { return }
+        if let attempt, ProcessInfo.processInfo.environment[Launcher.attemptVariable].flatMap(Int.init) != attempt { return }
         let marker = runDirectory.appendingPathComponent(".fault-injected-\(kind.rawValue)-\(rank)-\(step)")
         guard !FileManager.default.fileExists(atPath: marker.path) else { return }
         FileManager.default.createFile(atPath: marker.path, contents: nil)

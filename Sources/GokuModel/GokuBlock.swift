@@ -24,31 +24,24 @@ public final class AdaLNModulation: Module {
 
     /// - Parameters:
     ///   - conditioning: SiLU(timestep embedding), (N, D), one row per sample.
-    ///   - layout: which sample each token belongs to.
+    ///   - rows: the sample of each token (`PackedBatch.modulationRows`), nil for a single sample.
     /// - Returns: `count` tensors of (1, L, D) (or (1, 1, D) when the pack holds one sample, broadcast by the ops).
-    public func callAsFunction(_ conditioning: Tensor, layout: TokenLayout) -> [Tensor] {
+    public func callAsFunction(_ conditioning: Tensor, rows: [Int]?) -> [Tensor] {
         let e = linear(conditioning)  // (N, k·D)
         let perToken =
-            layout.sampleCount == 1
-            ? e.reshape([1, 1, e.shape[1]])  // (1, 1, k·D)
-            : e.indexSelect(axis: 0, indices: layout.tokenSample).unsqueeze(0)  // (1, L, k·D)
+            rows.map { e.indexSelect(axis: 0, indices: $0).unsqueeze(0) }  // (1, L, k·D)
+            ?? e.reshape([1, 1, e.shape[1]])  // (1, 1, k·D)
         return perToken.chunked(count, axis: 2)
     }
 
     /// The same vectors per sample, for the fused modulation ops, which read each token's row through
-    /// `rowIndex(layout)` instead of gathered (1, L, D) copies: no gather, no chunk copies, no scatter of their
+    /// `PackedBatch.modulationRows` instead of gathered (1, L, D) copies: no gather, no chunk copies, no scatter of their
     /// gradients, and none of it kept for the backward pass. On the shipped configuration's packed training step
     /// (`goku bench train`, 8 samples, 448 tokens, fp32) the step went from +234 to +149 MiB and from 238–243 to
     /// 205 ms.
     /// - Returns: `count` tensors of (N, D).
     public func perSample(_ conditioning: Tensor) -> [Tensor] {
         linear(conditioning).chunked(count, axis: 1)
-    }
-
-    /// The modulation row of each token for `perSample`'s tensors: nil for a single sample, whose (1, D) rows
-    /// broadcast, else the layout's token → sample map.
-    public static func rowIndex(_ layout: TokenLayout) -> [Int]? {
-        layout.sampleCount == 1 ? nil : layout.tokenSample
     }
 }
 
@@ -125,18 +118,18 @@ public final class GokuBlock: Module {
     /// The block's maths, in the caller's matmul precision.
     func forward(_ x: Tensor, conditioning: Tensor, batch: PackedBatch) -> Tensor {
         guard fusedModulation else {
-            let m = adaLNModulation(conditioning, layout: batch.layout)
+            let m = adaLNModulation(conditioning, rows: batch.modulationRows)
             let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
             let h = modulate(layerNorm(x), shift: shiftMSA, scale: scaleMSA)
-            var x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope)
+            var x = x + gateMSA * selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope, exchange: batch.exchange)
             x = x + attendToText(crossAttentionNorm(x), batch: batch)
             x = x + gateMLP * ffn(modulate(ffnNorm(x), shift: shiftMLP, scale: scaleMLP))
             return x
         }
-        let m = adaLNModulation.perSample(conditioning), rows = AdaLNModulation.rowIndex(batch.layout)
+        let m = adaLNModulation.perSample(conditioning), rows = batch.modulationRows
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
         let h = Tensor.modulatedLayerNorm(x, shift: shiftMSA, scale: scaleMSA, eps: eps, rowIndex: rows)
-        let attended = selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope)
+        let attended = selfAttention(h, mask: batch.selfAttentionMask, rope: batch.rope, exchange: batch.exchange)
         var x = Tensor.gatedResidual(x, gate: gateMSA, branch: attended, rowIndex: rows)
         x = x + attendToText(crossAttentionNorm(x), batch: batch)
         let f = Tensor.modulatedRMSNorm(
@@ -176,10 +169,10 @@ public final class FinalLayer: Module {
         adaLNModulation = AdaLNModulation(d, count: 2, generator: generator)
     }
 
-    /// - Parameters: x: (1, L, D); conditioning: (N, D); layout: token ownership. - Returns: (1, L, p·outChannels).
-    public func callAsFunction(_ x: Tensor, conditioning: Tensor, layout: TokenLayout) -> Tensor {
+    /// - Parameters: x: (1, L, D); conditioning: (N, D); rows: each token's sample (`PackedBatch.modulationRows`).
+    /// - Returns: (1, L, p·outChannels).
+    public func callAsFunction(_ x: Tensor, conditioning: Tensor, rows: [Int]?) -> Tensor {
         let m = adaLNModulation.perSample(conditioning)
-        return linear(
-            Tensor.modulatedLayerNorm(x, shift: m[0], scale: m[1], eps: eps, rowIndex: AdaLNModulation.rowIndex(layout)))
+        return linear(Tensor.modulatedLayerNorm(x, shift: m[0], scale: m[1], eps: eps, rowIndex: rows))
     }
 }

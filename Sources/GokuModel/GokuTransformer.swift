@@ -83,7 +83,7 @@ public final class GokuTransformer: Module {
                 x = block(x, conditioning: c, batch: batch)
             }
         }
-        return finalLayer(x, conditioning: c, layout: batch.layout)
+        return finalLayer(x, conditioning: c, rows: batch.modulationRows)
     }
 
     /// The velocity of each sample: packs them, runs the model and unpacks.

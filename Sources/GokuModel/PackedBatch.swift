@@ -1,3 +1,4 @@
+import NN
 import TensorCore
 
 /// One sample for the transformer: a noisy latent at a flow time, with its text (and first frame for I2V).
@@ -47,8 +48,8 @@ public struct TokenLayout: Sendable {
 /// padding). So a packed forward and backward equal the per-sample ones (tested).
 public struct PackedBatch {
     /// Patch features of every sample, (1, L, embeddedChannels·pt·ph·pw); for I2V the condition's channels follow the
-    /// noisy latent's.
-    public let patches: Tensor
+    /// noisy latent's. In a sequence shard, only the shard's tokens.
+    public private(set) var patches: Tensor
     /// (N) flow times.
     public let timesteps: [Double]
     /// Concatenated text states, (1, ΣLtext, textDimension).
@@ -59,10 +60,16 @@ public struct PackedBatch {
     public let textOffsets: [Int]
     /// Block-diagonal self-attention over the samples.
     public let selfAttentionMask: AttentionMask
-    /// Each sample's tokens see only its own (unpadded) text.
-    public let crossAttentionMask: AttentionMask
-    /// RoPE tables (cos, sin), each (L, Dh), float32.
-    public let rope: (cos: Tensor, sin: Tensor)
+    /// Each sample's tokens see only its own (unpadded) text (in a sequence shard, the shard's tokens).
+    public private(set) var crossAttentionMask: AttentionMask
+    /// RoPE tables (cos, sin), each (L, Dh), float32 (in a sequence shard, the shard's rows).
+    public private(set) var rope: (cos: Tensor, sin: Tensor)
+    /// The tokens this pack computes: all of them, or a sequence shard's (`sequenceShard`).
+    public private(set) var tokenRange: Range<Int>
+    /// The modulation row of each computed token (its sample), or nil for a single sample, whose rows broadcast.
+    public private(set) var modulationRows: [Int]?
+    /// Sequence parallelism's exchange for the self-attention, in a sequence shard.
+    public private(set) var exchange: SequenceParallelExchange?
     /// The configuration the pack was cut for (patch size, channels).
     public let config: GokuConfig
 
@@ -129,6 +136,27 @@ public struct PackedBatch {
             keySegments: single ? nil : textOffsets)
         rope = Tensor.ropeTables(positions: positions, axisDims: config.ropeAxisDims, base: config.ropeBase)
         self.config = config
+        tokenRange = 0..<layout.tokenCount
+        modulationRows = single ? nil : tokenSample
+    }
+
+    /// The pack as one rank of a sequence-parallel group computes it (Ulysses): only the tokens of `range`, with their
+    /// RoPE rows, modulation rows and cross-attention to their own text, and self-attention over the whole sequence
+    /// through `exchange` (the block-diagonal mask stays the whole pack's). The model's output is then (1,
+    /// range.count, ·), the rows `range` of the whole pack's output.
+    public func sequenceShard(_ range: Range<Int>, exchange: SequenceParallelExchange) -> PackedBatch {
+        precondition(tokenRange == 0..<layout.tokenCount && range.lowerBound >= 0 && range.upperBound <= layout.tokenCount,
+            "sequenceShard: rows \(range) of a pack of \(layout.tokenCount) tokens")
+        var shard = self
+        shard.patches = patches.slice(axis: 1, range.lowerBound, range.upperBound)
+        shard.rope = (rope.cos.slice(axis: 0, range.lowerBound, range.upperBound), rope.sin.slice(axis: 0, range.lowerBound, range.upperBound))
+        if let segments = crossAttentionMask.querySegments {
+            shard.crossAttentionMask.querySegments = segments.map { min(max($0 - range.lowerBound, 0), range.count) }
+        }
+        shard.tokenRange = range
+        shard.modulationRows = modulationRows.map { Array($0[range]) }
+        shard.exchange = exchange
+        return shard
     }
 
     /// Splits the model's output back into per-sample latents.
@@ -137,7 +165,7 @@ public struct PackedBatch {
     public func unpack(_ output: Tensor) -> [Tensor] {
         precondition(
             output.rank == 3 && output.shape[0] == 1 && output.shape[1] == layout.tokenCount,
-            "unpack: output \(output.shape) is not (1, \(layout.tokenCount), ·)")
+            "unpack: output \(output.shape) is not (1, \(layout.tokenCount), ·) (a sequence shard's output is not unpacked)")
         let tokens = output.squeeze(0)
         let channels = output.shape[2] / config.patchVolume
         return (0..<layout.sampleCount).map { i in

@@ -74,6 +74,9 @@ public final class GokuTrainer: TrainingTask {
     let ddpm: DDPMSchedule?
     /// The ranks training together.
     public let group: ProcessGroup
+    /// This rank's sequence-parallel group (`config.parallel.sequenceParallel` ranks sharing each packed sequence),
+    /// when it has more than one rank.
+    let sequenceGroup: ProcessGroup?
     /// The states of the empty caption (caption dropout) when text states come prepared.
     private var emptyCaptionStates: Tensor?
 
@@ -94,6 +97,13 @@ public final class GokuTrainer: TrainingTask {
         try config.validate()
         try recipe?.validate(config: config)
         self.group = group
+        let p = config.parallel.sequenceParallel
+        guard group.size % p == 0 else {
+            throw GokuPipelineError.invalidOption(
+                option: "parallel.sequenceParallel", reason: "\(p) does not divide the \(group.size) ranks of the job")
+        }
+        // Ranks r·P ..< (r+1)·P share a sequence; data parallel runs over the W/P groups.
+        sequenceGroup = p > 1 ? try group.split(color: group.rank / p, key: group.rank % p) : nil
         if recipe == nil {
             if config.stages.isEmpty {
                 throw GokuPipelineError.invalidOption(
@@ -139,6 +149,11 @@ public final class GokuTrainer: TrainingTask {
             modelConfig.imageConditioning = config.imageConditioning
         }
         try modelConfig.validate()
+        guard modelConfig.headCount % p == 0 else {
+            throw GokuPipelineError.invalidOption(
+                option: "parallel.sequenceParallel",
+                reason: "\(p) does not divide the model's \(modelConfig.headCount) attention heads (Ulysses gives each rank whole heads)")
+        }
         transformer = GokuTransformer(modelConfig, generator: initGenerator)
         transformer.activationCheckpointing = config.activationCheckpointing
 
@@ -284,9 +299,11 @@ public final class GokuTrainer: TrainingTask {
         // sample, next to the step's compute): the cut and the draws then need nothing from the source but its batch.
         let items = try source.nextBatch(step: step)
         let patch = transformer.config.patchSize
-        let mine = group.size > 1
+        // Data parallel over the sequence-parallel groups: every rank of a group takes the group's share.
+        let groups = group.size / (sequenceGroup?.size ?? 1), groupIndex = group.rank / (sequenceGroup?.size ?? 1)
+        let mine = groups > 1
             ? BatchShare.cut(
-                tokens: items.map { TimestepShift.tokenCount(latentShape: $0.latent.shape, patchSize: patch) }, ranks: group.size)[group.rank]
+                tokens: items.map { TimestepShift.tokenCount(latentShape: $0.latent.shape, patchSize: patch) }, ranks: groups)[groupIndex]
             : Array(items.indices)
         let isMine = Set(mine)
         let generator = loop.generator
@@ -342,27 +359,42 @@ public final class GokuTrainer: TrainingTask {
             return ["loss": 0, "tokens": 0, "samples": 0]
         }
         let batch = try PackedBatch(samples: samples, config: transformer.config)
-        let prediction = MixedPrecision.with(config.precision.mode) { transformer(batch) }
-        let predictions = batch.unpack(prediction)
+        // With several ranks, losses are divided by the whole batch's elements: the ranks' losses sum to the global one.
+        let elements = group.size > 1 ? items.reduce(0) { $0 + $1.latent.count } : nil
         let loss: Tensor
-        if let lossWeighting {
-            let weights = samples.indices.map { i in
-                lossWeighting.weights(
-                    clean: clean[i], noisy: samples[i].latent, prediction: predictions[i], time: samples[i].timestep,
-                    flow: ddpm == nil)
-            }
-            loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
+        var tokens = batch.layout.tokenCount, sampleCount = samples.count
+        if let sequenceGroup {
+            // Ulysses: this rank computes its rows of the pack, and its loss on those rows' targets (patchified as the
+            // model's output is laid out).
+            let rows = RowSharding.rows(tokens, rank: sequenceGroup.rank, of: sequenceGroup.size)
+            let shard = batch.sequenceShard(rows, exchange: UlyssesExchange(group: sequenceGroup, tokens: tokens))
+            let prediction = MixedPrecision.with(config.precision.mode) { transformer(shard) }
+            let packedTargets = Tensor.concat(targets.map { Patchify.patchify($0, patchSize: patch) }, axis: 0)
+            loss = RectifiedFlow.loss(
+                predictions: [prediction.squeeze(0)], targets: [packedTargets.slice(axis: 0, rows.lowerBound, rows.upperBound)],
+                elementCount: elements)
+            tokens = rows.count
+            if sequenceGroup.rank != 0 { sampleCount = 0 }  // counted once per group
         } else {
-            // With several ranks, divided by the whole batch's elements: the ranks' losses sum to the global one.
-            let elements = group.size > 1 ? items.reduce(0) { $0 + $1.latent.count } : nil
-            loss = RectifiedFlow.loss(predictions: predictions, targets: targets, elementCount: elements)
+            let prediction = MixedPrecision.with(config.precision.mode) { transformer(batch) }
+            let predictions = batch.unpack(prediction)
+            if let lossWeighting {
+                let weights = samples.indices.map { i in
+                    lossWeighting.weights(
+                        clean: clean[i], noisy: samples[i].latent, prediction: predictions[i], time: samples[i].timestep,
+                        flow: ddpm == nil)
+                }
+                loss = RectifiedFlow.weightedLoss(predictions: predictions, targets: targets, weights: weights)
+            } else {
+                loss = RectifiedFlow.loss(predictions: predictions, targets: targets, elementCount: elements)
+            }
         }
         if let roleLoss, let auxiliaryTextObjective {
             (loss + roleLoss * Tensor(Float(auxiliaryTextObjective.lossWeight))).backward()
         } else {
             loss.backward()
         }
-        var metrics = ["loss": Double(loss.item()), "tokens": Double(batch.layout.tokenCount), "samples": Double(samples.count)]
+        var metrics = ["loss": Double(loss.item()), "tokens": Double(tokens), "samples": Double(sampleCount)]
         metrics["text_role_loss"] = roleLoss.map { Double($0.item()) }
         return metrics
     }

@@ -115,7 +115,6 @@ public struct GokuTrainingConfig: Codable, Equatable, Sendable {
         try check(maxTextLength >= 2 && maxTextLength <= 512, "maxTextLength", "must be 2 to 512")
         try check(steps >= 1, "steps", "must be positive")
         try check(parallel.sequenceParallel >= 1, "parallel.sequenceParallel", "must be positive")
-        try check(parallel.sequenceParallel == 1, "parallel.sequenceParallel", "sequence parallel is not supported yet: use 1")
         try check(parallel.sharding != .full && parallel.sharding != .hybrid, "parallel.sharding",
             "'\(parallel.sharding.rawValue)' is not supported yet: use none, optimizer or gradients")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
@@ -169,7 +168,8 @@ public protocol GokuRecipeOptions: Codable, Equatable, Sendable {
 public struct ParallelSettings: Codable, Equatable, Sendable {
     /// What each data-parallel rank keeps of the training state: `none`, `optimizer` (ZeRO-1), `gradients` (ZeRO-2).
     public var sharding = ShardingStage.none
-    /// Ranks that split each packed sequence (Ulysses); 1 for none.
+    /// Ranks that split each packed sequence (Ulysses); 1 for none. It must divide the rank count and the model's
+    /// attention heads.
     public var sequenceParallel = 1
 
     /// The defaults: replicated state, no sequence parallel.

@@ -1,5 +1,17 @@
 import TensorCore
 
+/// Ulysses sequence parallelism's two exchanges (DeepSpeed-Ulysses): a rank holding some tokens of every head trades
+/// them for all tokens of some heads before attention, and back after. Both are differentiable; the gradient of each
+/// is the other one applied to the incoming gradient. Implemented over a process group by the `Distributed` target.
+public protocol SequenceParallelExchange: AnyObject {
+    /// P, the ranks sharing one sequence.
+    var degree: Int { get }
+    /// (B, Lr, Nh, Dh), this rank's tokens of every head → (B, L, Nh/P, Dh), every token of this rank's heads.
+    func toHeads(_ x: Tensor) -> Tensor
+    /// The inverse of `toHeads`.
+    func toTokens(_ x: Tensor) -> Tensor
+}
+
 /// Multi-head attention with separate q/k/v/o projections (keys `q_proj`, `k_proj`, `v_proj`, `o_proj`), for
 /// self-attention (keys from the same tokens) and cross-attention (keys from a context of width `contextDimension`).
 ///
@@ -49,10 +61,13 @@ public final class Attention: Module {
     ///   - mask: key padding and packed segments.
     ///   - rope: (cos, sin) tables of shape (Lq, Dh) (and Lk = Lq when keys are rotated).
     ///   - ropeOnKeys: rotate the keys too.
+    ///   - exchange: sequence parallelism (self-attention only): `x` and `rope` are this rank's tokens, and `mask` is
+    ///     over the whole sequence; q, k and v are exchanged for every token of 1/P of the heads before the attention
+    ///     and the result exchanged back, so the output is this rank's tokens, as without it.
     /// - Returns: (B, Lq, D).
     public func callAsFunction(
         _ x: Tensor, context: Tensor? = nil, mask: AttentionMask = .none, rope: (cos: Tensor, sin: Tensor)? = nil,
-        ropeOnKeys: Bool = true
+        ropeOnKeys: Bool = true, exchange: SequenceParallelExchange? = nil
     ) -> Tensor {
         let kvSource = context ?? x
         let b = x.shape[0], lq = x.shape[1], lk = kvSource.shape[1]
@@ -72,7 +87,13 @@ public final class Attention: Module {
             q = Tensor.applyRoPE(q, cos: rope.cos, sin: rope.sin)
             if ropeOnKeys { k = Tensor.applyRoPE(k, cos: rope.cos, sin: rope.sin) }
         }
-        let out = Tensor.attention(q, k, v, mask: mask)  // (B, Lq, Nh, Dh)
-        return outputProjection(out.reshape([b, lq, headCount * headDimension]))
+        guard let exchange else {
+            let out = Tensor.attention(q, k, v, mask: mask)  // (B, Lq, Nh, Dh)
+            return outputProjection(out.reshape([b, lq, headCount * headDimension]))
+        }
+        precondition(context == nil, "Attention: sequence parallelism is for self-attention")
+        precondition(headCount % exchange.degree == 0, "Attention: \(headCount) heads do not divide among \(exchange.degree) ranks")
+        let out = Tensor.attention(exchange.toHeads(q), exchange.toHeads(k), exchange.toHeads(v), mask: mask)  // (B, L, Nh/P, Dh)
+        return outputProjection(exchange.toTokens(out).reshape([b, lq, headCount * headDimension]))
     }
 }

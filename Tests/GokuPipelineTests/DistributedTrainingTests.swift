@@ -64,12 +64,15 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// `goku launch -n ranks -- train …` into a new run folder.
     @discardableResult
-    func launch(_ name: String, ranks: Int, sharding: String, steps: Int = 10, extra: [String] = [], environment: [String: String] = [:]) throws -> (URL, String) {
+    func launch(
+        _ name: String, ranks: Int, sharding: String, sequenceParallel: Int = 1, steps: Int = 10, extra: [String] = [],
+        environment: [String: String] = [:]
+    ) throws -> (URL, String) {
         let run = Self.work.appendingPathComponent(name)
         let output = try runGoku(
             ["launch", "-n", "\(ranks)"] + extra + [
                 "--", "train", "--config", Self.configFile.path, "--steps", "\(steps)", "--output", run.path,
-                "--sharding", sharding, "--threads", "1",
+                "--sharding", sharding, "--sequence-parallel", "\(sequenceParallel)", "--threads", "1",
             ], environment: environment)
         return (run, output)
     }
@@ -127,6 +130,22 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    func testSequenceParallelAloneAndWithDataParallelMatchOneProcess() throws {
+        let (alone, _) = try launch("sp2", ranks: 2, sharding: "none", sequenceParallel: 2)
+        try assertMatchesReference(alone, "SP=2")
+        let (both, _) = try launch("dp2-sp2", ranks: 4, sharding: "gradients", sequenceParallel: 2)
+        try assertMatchesReference(both, "DP=2 × SP=2 gradients")
+        // Ulysses needs whole heads per rank, and groups that divide the job: named errors before anything runs.
+        let bad = try TestCommands.run(goku, ["launch", "-n", "3", "--max-restarts", "0", "--", "train", "--config", Self.configFile.path,
+            "--output", Self.work.appendingPathComponent("sp3").path, "--sequence-parallel", "3"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.output.contains("parallel.sequenceParallel: 3 does not divide the model's 2 attention heads"), bad.output)
+        let uneven = try TestCommands.run(goku, ["train", "--config", Self.configFile.path,
+            "--output", Self.work.appendingPathComponent("sp-one").path, "--sequence-parallel", "2"])
+        XCTAssertNotEqual(uneven.status, 0)
+        XCTAssertTrue(uneven.output.contains("parallel.sequenceParallel: 2 does not divide the 1 ranks of the job"), uneven.output)
+    }
+
     func testAFixedRankCountIsBitIdenticalAndBytesMatchTheCostModel() throws {
         let (first, _) = try launch("repeat-a", ranks: 2, sharding: "gradients")
         let (second, _) = try launch("repeat-b", ranks: 2, sharding: "gradients")
@@ -140,13 +159,19 @@ final class DistributedTrainingTests: XCTestCase {
         architecture.imageConditioning = GokuTrainingConfig().imageConditioning
         let shape = ModelShape(architecture, textTokens: 12)
         XCTAssertEqual(shape.parameterCount, try Self.finalState(first)["model"]!.values.reduce(0) { $0 + $1.count })
-        for (stage, run) in [("gradients", first), ("none", try launch("bytes-none", ranks: 2, sharding: "none").0)] {
-            let plan = ParallelPlan(ranks: 2, sharding: ShardingStage(rawValue: stage)!, tokens: 16)
-            let predicted = try CostModel.estimate(model: shape, plan: plan).payloadBytes
+        let runs = [
+            ("gradients", 1, first), ("none", 1, try launch("bytes-none", ranks: 2, sharding: "none").0),
+            ("none", 2, try launch("bytes-sp2", ranks: 2, sharding: "none", sequenceParallel: 2).0),
+        ]
+        for (stage, sequenceParallel, run) in runs {
             for record in try Self.metrics(run) {
-                for collective in [Collective.allReduce, .reduceScatter, .allGather] {
+                // The cost model's sequence length is that of one sequence-parallel group's pack: here every token.
+                let tokens = Int(try XCTUnwrap(record["tokens"] as? Double))
+                let plan = ParallelPlan(ranks: 2, sequenceParallel: sequenceParallel, sharding: ShardingStage(rawValue: stage)!, tokens: tokens)
+                let predicted = try CostModel.estimate(model: shape, plan: plan).payloadBytes
+                for collective in [Collective.allReduce, .reduceScatter, .allGather, .allToAll] {
                     let measured = record["comm_\(collective.rawValue)_bytes"] as? Double ?? 0
-                    XCTAssertEqual(Int(measured), predicted[collective] ?? 0, "\(stage) \(collective)")
+                    XCTAssertEqual(Int(measured), predicted[collective] ?? 0, "\(stage) SP=\(sequenceParallel) \(collective) at \(tokens) tokens")
                 }
             }
         }
@@ -174,8 +199,8 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testRecoversFromAKilledAndAHungRank() throws {
         // A rank killed with SIGKILL while a checkpoint is being written (writes held back 1.5 s so the kill lands
-        // inside one), then a rank that hangs: the launcher restarts the job each time and it ends where an
-        // uninterrupted run does.
+        // inside one), then, in the restarted job, a rank that hangs: the launcher restarts the job each time and it
+        // ends where an uninterrupted run does.
         let run = Self.work.appendingPathComponent("recover")
         let process = Process()
         process.executableURL = goku
@@ -185,7 +210,7 @@ final class DistributedTrainingTests: XCTestCase {
         ]
         var env = ProcessInfo.processInfo.environment
         env["GOKU_CHECKPOINT_WRITE_DELAY_MS"] = "1500"
-        env[FaultInjection.variable] = "hang:rank=0:step=9"
+        env[FaultInjection.variable] = "hang:rank=0:step=9:attempt=1"
         process.environment = env
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("goku-recover-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
