@@ -8,6 +8,6 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks, each printed beside a reference measured in the same run.",
         subcommands: [
             BenchOps.self, BenchBlock.self, BenchModel.self, BenchTrain.self, BenchSample.self, BenchText.self, BenchVAE.self,
-            BenchCurate.self, BenchData.self, BenchParallel.self,
+            BenchCurate.self, BenchData.self, BenchParallel.self, BenchUlysses.self,
         ])
 }
