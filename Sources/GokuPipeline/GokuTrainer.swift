@@ -90,9 +90,12 @@ public final class GokuTrainer: TrainingTask {
     ///   group: the ranks training together (`ProcessGroup.world()` under `goku launch` or `mpirun`): data parallel over
     ///   them at `config.parallel.sharding`, each rank computing its token-balanced share of every global batch
     ///   (`BatchShare`); rank 0 writes the run config, prepares the data and exports while the others wait.
+    ///   exportOnly: opens the run only to export its newest checkpoint (`export(to:)`): without its data (no
+    ///   preparation, no latent cache), and without writing anything into the run folder; training it then fails with
+    ///   a named error.
     public init(
         config: GokuTrainingConfig, runDirectory: URL, recipe: GokuTrainingRecipe? = nil, showProgress: Bool = true,
-        group: ProcessGroup = .single()
+        group: ProcessGroup = .single(), exportOnly: Bool = false
     ) throws {
         try config.validate()
         try recipe?.validate(config: config)
@@ -119,7 +122,7 @@ public final class GokuTrainer: TrainingTask {
         self.config = config
         self.runDirectory = runDirectory
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        if group.rank == 0 {
+        if group.rank == 0 && !exportOnly {
             if let recipe {
                 try recipe.checkOrWriteRunConfig(config, in: runDirectory)
             } else {
@@ -193,7 +196,8 @@ public final class GokuTrainer: TrainingTask {
             parameters: parameters + (auxiliaryTextObjective?.namedParameters ?? []),
             optimizer: .init(learningRate: config.learningRate, beta1: 0.9, beta2: 0.999, weightDecay: config.weightDecay),
             decays: decays, emaDecay: config.emaDecay, emaKeys: Set(parameters.map(\.key)),
-            generator: RandomGenerator(seed: config.seed &+ 0x5EED), group: group, sharding: config.parallel.sharding
+            generator: RandomGenerator(seed: config.seed &+ 0x5EED), group: group, sharding: config.parallel.sharding,
+            readsOnly: exportOnly
         ) { step in
             guard let stage = starts.lastIndex(where: { $0 <= step }) else { return runSchedule(step) }
             return stageSchedules[stage](step - starts[stage])
@@ -202,7 +206,9 @@ public final class GokuTrainer: TrainingTask {
         let vaeIdentity = try DatasetPreparer.vaeIdentity(ofFolder: vaeFolder)
         // Rank 0 prepares the data; the others then find its prepared copies.
         if group.rank != 0 { try group.barrier() }
-        if config.stages.isEmpty {
+        if exportOnly {
+            source = NoTrainingData()
+        } else if config.stages.isEmpty {
             source = try recipe!.batchSource(
                 config: config, vae: vae, vaeIdentity: vaeIdentity, runDirectory: runDirectory, showProgress: showProgress)
         } else {
@@ -483,4 +489,16 @@ public final class GokuTrainer: TrainingTask {
             if !own.isEmpty { try auxiliaryTextObjective.load(own) }
         }
     }
+}
+
+/// The data of a trainer opened only to export (`GokuTrainer(exportOnly: true)`): none.
+final class NoTrainingData: TrainingBatchSource {
+    func nextBatch(step: Int) throws -> [TrainingExample] {
+        throw GokuPipelineError.invalidOption(option: "data", reason: "this run was opened without its data, to export only")
+    }
+    var position: Int { 0 }
+    func runState() -> [String: String] { [:] }
+    func restore(position: Int, state: [String: String]) {}
+    var captions: [String] { [] }
+    var sampleCount: Int { 0 }
 }

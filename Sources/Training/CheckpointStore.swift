@@ -53,15 +53,16 @@ public final class CheckpointStore: @unchecked Sendable {
     /// The save whose data files are written but not yet committed (several ranks).
     private var uncommitted: (snapshot: TrainingSnapshot, entries: [ShardedCheckpointFormat.TensorEntry])?
 
-    /// Opens (creating) `runDirectory/checkpoints`; rank 0 removes unfinished writes.
-    public init(runDirectory: URL, keepLast: Int = 3, group: ProcessGroup = .single()) throws {
+    /// Opens (creating) `runDirectory/checkpoints`; rank 0 removes unfinished writes unless `removesUnfinished` is
+    /// false (a store opened only to read, which must not touch a save that a running job has under way).
+    public init(runDirectory: URL, keepLast: Int = 3, group: ProcessGroup = .single(), removesUnfinished: Bool = true) throws {
         precondition(keepLast >= 1, "CheckpointStore: keepLast must be at least 1")
         directory = runDirectory.appendingPathComponent("checkpoints")
         self.keepLast = keepLast
         self.group = group
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        if group.rank == 0 {
+        if group.rank == 0 && removesUnfinished {
             for name in try fm.contentsOfDirectory(atPath: directory.path) where name.hasPrefix(".step-") {
                 try? fm.removeItem(at: directory.appendingPathComponent(name))
             }
@@ -180,7 +181,16 @@ public final class CheckpointStore: @unchecked Sendable {
     }
 
     /// The complete checkpoints, oldest first, as (step, folder).
-    public func checkpoints() throws -> [(step: Int, url: URL)] {
+    public func checkpoints() throws -> [(step: Int, url: URL)] { try Self.checkpoints(inFolder: directory) }
+
+    /// The complete checkpoints of the run folder `runDirectory`, oldest first, read without changing anything.
+    public static func checkpoints(inRun runDirectory: URL) throws -> [(step: Int, url: URL)] {
+        let folder = runDirectory.appendingPathComponent("checkpoints")
+        guard FileManager.default.fileExists(atPath: folder.path) else { return [] }
+        return try checkpoints(inFolder: folder)
+    }
+
+    private static func checkpoints(inFolder directory: URL) throws -> [(step: Int, url: URL)] {
         let fm = FileManager.default
         return try fm.contentsOfDirectory(atPath: directory.path).compactMap { name -> (Int, URL)? in
             guard name.hasPrefix("step-"), let step = Int(name.dropFirst(5)) else { return nil }

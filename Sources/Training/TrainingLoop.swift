@@ -95,10 +95,14 @@ public final class TrainingLoop {
     ///   - decays: the keys that get weight decay (`WeightDecay.decayedKeys`).
     ///   - emaKeys: the keys averaged for export (nil: no EMA).
     ///   - generator: the training random generator at its start.
+    ///   - group: the ranks training together; sharding: what each keeps of the state (`DataParallel`).
+    ///   - readsOnly: a loop opened only to resume and export a run, which leaves its folder as it is (a job may be
+    ///     writing a checkpoint into it).
     public init(
         runDirectory: URL, settings: Settings, parameters: [(key: String, tensor: Tensor)], optimizer: AdamW.Options,
         decays: Set<String>, emaDecay: Double, emaKeys: Set<String>?, generator: RandomGenerator,
-        group: ProcessGroup = .single(), sharding: ShardingStage = .none, learningRate: @escaping (Int) -> Double
+        group: ProcessGroup = .single(), sharding: ShardingStage = .none, readsOnly: Bool = false,
+        learningRate: @escaping (Int) -> Double
     ) throws {
         self.runDirectory = runDirectory
         self.settings = settings
@@ -114,7 +118,8 @@ public final class TrainingLoop {
         }
         self.generator = generator
         self.learningRate = learningRate
-        store = try CheckpointStore(runDirectory: runDirectory, keepLast: settings.keepCheckpoints, group: group)
+        store = try CheckpointStore(
+            runDirectory: runDirectory, keepLast: settings.keepCheckpoints, group: group, removesUnfinished: !readsOnly)
         heartbeat = Heartbeat(rank: group.worldRank)
         StopRequest.install()
     }

@@ -16,7 +16,7 @@ struct Goku: ParsableCommand {
         version: GokuVersion.string,
         subcommands: [
             GenerateCommand.self, TrainCommand.self, LaunchCommand.self, PlanCommand.self, EvalCommand.self, VAECommand.self,
-            TextCommand.self, ModelCommand.self, DataCommand.self, Curate.self, Bench.self, Info.self,
+            TextCommand.self, ModelCommand.self, DataCommand.self, CheckpointCommand.self, Curate.self, Bench.self, Info.self,
         ])
 }
 

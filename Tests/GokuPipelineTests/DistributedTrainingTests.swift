@@ -181,6 +181,21 @@ final class DistributedTrainingTests: XCTestCase {
         // The step-8 checkpoint of a 2-rank ZeRO-2 run (its step-10 one removed), continued to step 10 on 3 ranks at
         // ZeRO-1 and in one process.
         let (saved, _) = try launch("reshard-2", ranks: 2, sharding: "gradients")
+        // The newest checkpoint as a model folder: the same files the run exported at its end.
+        let exported = Self.work.appendingPathComponent("exported")
+        try runGoku(["checkpoint", "export", saved.path, "-o", exported.path])
+        for part in ["transformer", "vae", "text_encoder"] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: saved.appendingPathComponent("model/\(part)").path)
+            XCTAssertFalse(names.isEmpty, part)
+            for name in names {
+                XCTAssertEqual(
+                    try Data(contentsOf: exported.appendingPathComponent("\(part)/\(name)")),
+                    try Data(contentsOf: saved.appendingPathComponent("model/\(part)/\(name)")), "\(part)/\(name)")
+            }
+        }
+        let notARun = try TestCommands.run(goku, ["checkpoint", "export", Self.work.path, "-o", exported.path])
+        XCTAssertNotEqual(notARun.status, 0)
+        XCTAssertTrue(notARun.output.contains("is not a training run folder: it has no run.json"), notARun.output)
         for (name, ranks, stage) in [("reshard-to-3", 3, "optimizer"), ("reshard-to-1", 1, "none")] {
             let run = Self.work.appendingPathComponent(name)
             try FileManager.default.copyItem(at: saved, to: run)

@@ -106,7 +106,8 @@ struct TrainCommand: ParsableCommand {
         try trainingConfig.validate()
         try recipe.validate(config: trainingConfig)
         let runURL = URL(fileURLWithPath: output)
-        let trainer = try GokuTrainer(config: trainingConfig, runDirectory: runURL, recipe: recipe, group: group)
+        let trainer = try GokuTrainer(
+            config: trainingConfig, runDirectory: runURL, recipe: recipe, group: group, exportOnly: exportOnly)
         if exportOnly {
             try trainer.export(to: runURL.appendingPathComponent("model"))
             say("exported step \(trainer.step) to \(runURL.appendingPathComponent("model").path)")
