@@ -211,8 +211,10 @@ public final class TrainingLoop {
         let loss = metrics["loss"]!
         guard loss.isFinite else { throw TrainingLoopError.diverged(step: step, loss: loss) }
         if let dataParallel {
+            let start = Date()
             try dataParallel.reduceGradients()
             metrics["grad_norm"] = try dataParallel.clip(maxNorm: settings.clipNorm)
+            metrics["reduce_seconds"] = Date().timeIntervalSince(start)
         } else {
             let trained = parameters.filter { $0.tensor.requiresGrad }
             metrics["grad_norm"] =
@@ -221,7 +223,11 @@ public final class TrainingLoop {
         optimizer.options.learningRate = learningRate(step)
         metrics["lr"] = optimizer.options.learningRate
         optimizer.update()
-        try dataParallel?.gatherParameters()
+        if let dataParallel, dataParallel.stage.shardsOptimizer {
+            let start = Date()
+            try dataParallel.gatherParameters()
+            metrics["gather_seconds"] = Date().timeIntervalSince(start)
+        }
         if let ema { updateEMA(ema, step) }
         step += 1
         for (collective, bytes) in group.traffic where bytes != trafficBefore[collective] {

@@ -112,6 +112,7 @@ final class ProcessGroupTests: XCTestCase {
         XCTAssertEqual(Array(arguments.suffix(4)), ["/bin/goku", "train", "--steps", "3"])
         XCTAssertTrue(arguments.contains("GOKU_X"))
         XCTAssertEqual(getuid() == 0, arguments.contains("--allow-run-as-root"))
+        XCTAssertEqual(!MPIRun.crossMemoryAttachWorks, arguments.contains("btl_vader_single_copy_mechanism"))
         let many = MPIRun(ranks: ProcessInfo.processInfo.activeProcessorCount + 1).arguments(program: "p", [])
         XCTAssertTrue(many.contains("--oversubscribe"))
     }

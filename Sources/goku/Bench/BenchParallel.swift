@@ -10,9 +10,9 @@ struct BenchParallel: ParsableCommand {
         discussion: """
             Runs this binary three times in a temporary folder on --config with --data (prepared on first use, before
             the timed runs): one process with --ranks threads, then `goku launch -n RANKS -- train --threads 1`, both
-            without checkpoints; then one process of the --stall-preset model saving a checkpoint every
+            without checkpoints, alternated --repeats times; then one process of the --stall-preset model saving a checkpoint every
             --checkpoint-every steps. Reports steps/s
-            after --warmup steps (the median step time of rank 0), their ratio, and the median time a save blocks the
+            after --warmup steps (the median over the repeats of each run's median step time, rank 0's), their ratio, and the median time a save blocks the
             loop against the median step.
             """)
 
@@ -31,6 +31,9 @@ struct BenchParallel: ParsableCommand {
     @Option(help: "Steps not timed at the start of each run.")
     var warmup = 10
 
+    @Option(help: "Runs of each throughput side, alternated (this machine is shared: the medians are compared).")
+    var repeats = 3
+
     @Option(help: "Steps between checkpoints in the stall run.")
     var checkpointEvery = 5
 
@@ -44,6 +47,7 @@ struct BenchParallel: ParsableCommand {
         guard steps > warmup, warmup >= 0 else { throw ValidationError("--steps must exceed --warmup ≥ 0") }
         guard ranks >= 2 else { throw ValidationError("--ranks must be at least 2") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be positive") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be positive") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("goku-bench-parallel-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -89,8 +93,12 @@ struct BenchParallel: ParsableCommand {
 
         print("goku bench parallel — \(config), \(steps) steps (\(warmup) warm-up), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         _ = try train("prepare", config: plain, threads: ranks)  // prepares the data once, untimed
-        let one = stepSeconds(try train("one", config: plain, threads: ranks))
-        let dp = stepSeconds(try train("dp", config: plain, threads: 1, launchRanks: ranks))
+        var ones: [Double] = [], dps: [Double] = []
+        for i in 0..<repeats {
+            ones.append(stepSeconds(try train("one-\(i)", config: plain, threads: ranks)))
+            dps.append(stepSeconds(try train("dp-\(i)", config: plain, threads: 1, launchRanks: ranks)))
+        }
+        let one = median(ones), dp = median(dps)
         print(String(format: "  1 process × %d threads      %8.2f steps/s", ranks, 1 / one))
         print(String(format: "  %d ranks × 1 thread (%@)  %8.2f steps/s   ratio %.3f (goal ≥ 0.9)", ranks, sharding, 1 / dp, one / dp))
         let records = try train("saving", config: saving, threads: ranks)
