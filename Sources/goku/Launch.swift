@@ -62,7 +62,7 @@ struct LaunchCommand: ParsableCommand {
         }
         let base = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("goku-launch-\(getpid())")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
-        let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let program = ThisExecutable.path
         let launcher = Launcher(options: .init(
             run: MPIRun(ranks: ranks, hostfile: hostfile, extraOptions: mpiOptions), maxRestarts: maxRestarts,
             hangTimeout: hangTimeout, startupTimeout: startupTimeout,

@@ -51,7 +51,7 @@ struct BenchParallel: ParsableCommand {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("goku-bench-parallel-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let program = ThisExecutable.path
 
         // The config with checkpoints off (the throughput runs) and every --checkpoint-every steps (the stall run).
         guard var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any] else {

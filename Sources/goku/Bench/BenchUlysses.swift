@@ -53,7 +53,7 @@ struct BenchUlysses: ParsableCommand {
         print("goku bench ulysses — \(preset) block, \(tokens) tokens + 128 text, \(iterations) steps per side")
         let one = try measure(config, group: nil)
         print(String(format: "  1 process × %d threads            %9.1f ms", ranks, one))
-        let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let program = ThisExecutable.path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: MPIRun.executable)
         process.arguments = MPIRun(ranks: ranks).arguments(

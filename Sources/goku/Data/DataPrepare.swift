@@ -136,13 +136,11 @@ struct DataPrepare: ParsableCommand {
 
     /// Starts `jobs` copies of this command as workers on the same plan and waits for them all.
     func runWorkers(output: URL) throws {
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).path
-        let resolved = executable.contains("/") ? executable : "/proc/self/exe"
         let perJob = max(1, Parallel.threadCount)
         var processes: [Process] = []
         for k in 0..<jobs {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: resolved == "/proc/self/exe" ? (try FileManager.default.destinationOfSymbolicLink(atPath: resolved)) : resolved)
+            process.executableURL = URL(fileURLWithPath: ThisExecutable.path)
             var arguments = ["data", "prepare", dataset, "--vae", vae, "--max-text-length", "\(maxTextLength)",
                 "--max-side", "\(maxSide)", "--multiple", "\(multiple)", "--fps", "\(fps)", "--max-frames", "\(maxFrames)",
                 "--output", output.path, "--shard-mib", "\(shardMib)", "--jobs", "\(jobs)", "--worker", "\(k)",
